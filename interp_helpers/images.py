@@ -77,7 +77,7 @@ def example_images() -> list[ExampleImage]:
 
 def _from_array(array: np.ndarray, source: str) -> Image.Image:
     a = np.asarray(array)
-    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] > 4:
         a = np.moveaxis(a, 0, -1)  # channels-first (C, H, W) -> (H, W, C)
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]

@@ -1,0 +1,38 @@
+# Two commands: `make run` executes the notebook series and renders site/index.html;
+# `make test` runs the whole test suite. Both create .venv when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test quick render bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+## make run: execute every notebook top to bottom (full mode) and render site/index.html
+run: $(STAMP)
+	$(PY) -m interp_helpers.tutorial run
+
+## make quick: the same in quick mode (INTERP_QUICK=1), notebooks executed in place
+quick: $(STAMP)
+	$(PY) -m interp_helpers.tutorial run --quick
+
+## make render: render site/ from the committed notebooks without executing them
+render: $(STAMP)
+	$(PY) -m interp_helpers.tutorial render
+
+## make test: the whole suite, notebooks included (executed on copies in quick mode)
+test: $(STAMP)
+	$(PY) -m pytest
+
+## make bench: the benchmarks in benchmarks/ (results in benchmarks/results/)
+bench: $(STAMP)
+	$(PY) benchmarks/bench_smoothgrad.py
+	$(PY) benchmarks/bench_expected_gradients.py
+
+clean:
+	rm -rf site .pytest_cache
