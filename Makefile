@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test quick render bench clean
+.PHONY: run test quick render bench check-site clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_smoothgrad.py
 	$(PY) benchmarks/bench_expected_gradients.py
+
+## make check-site: install Debian's chromium if missing (needs root), then check site/ in a headless browser
+check-site: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(PY) -m pytest tests/test_site_browser.py -rs
 
 clean:
 	rm -rf site .pytest_cache

@@ -38,9 +38,10 @@ def execute_notebook(
 ) -> float:
     """Execute a notebook top to bottom with a fresh kernel; return the seconds it took.
 
-    ``quick`` sets ``INTERP_QUICK`` for the kernel. ``timeout`` bounds each cell. The executed
-    notebook is written to ``output`` (``None``: in place). Raises ``nbclient``'s
-    ``CellExecutionError`` naming the failing cell.
+    ``quick`` sets ``INTERP_QUICK`` for the kernel, which otherwise inherits ``env`` (default:
+    this process's environment; the tests set ``TQDM_DISABLE=1`` there to turn progress bars
+    off). ``timeout`` bounds each cell. The executed notebook is written to ``output``
+    (``None``: in place). Raises ``nbclient``'s ``CellExecutionError`` naming the failing cell.
     """
     from nbclient import NotebookClient
 
@@ -51,7 +52,6 @@ def execute_notebook(
     kernel_env = dict(os.environ if env is None else env)
     kernel_env["INTERP_QUICK"] = "1" if quick else "0"
     kernel_env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    kernel_env.setdefault("TQDM_DISABLE", "1")
     start = time.perf_counter()
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
