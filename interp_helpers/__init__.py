@@ -17,7 +17,31 @@ from .notebook import NotebookSetup, setup_notebook
 # [saliency]
 # [plotting]
 # [expgrad]
-# [tabular]
+from .tabular import (
+    BaselineComparison,
+    CatBoostFit,
+    ShapCheck,
+    TreeShapResult,
+    brute_force_tree_shap,
+    check_shap_against_catboost,
+    compare_baselines,
+    importance_table,
+    mean_abs_interactions,
+    mean_abs_shap,
+    regression_metrics,
+    strongest_interactions,
+    train_catboost,
+    tree_shap,
+)
+from .tabular_plots import (
+    plot_bar,
+    plot_beeswarm,
+    plot_dependence,
+    plot_force,
+    plot_importance_comparison,
+    plot_interaction_heatmap,
+    plot_waterfall,
+)
 # [evaluation]
 
 __version__ = "0.1.0"
@@ -35,4 +59,26 @@ __all__ = [
     "load_model",
     "predict",
     "setup_notebook",
+    # tabular models (notebook 04)
+    "BaselineComparison",
+    "CatBoostFit",
+    "ShapCheck",
+    "TreeShapResult",
+    "brute_force_tree_shap",
+    "check_shap_against_catboost",
+    "compare_baselines",
+    "importance_table",
+    "mean_abs_interactions",
+    "mean_abs_shap",
+    "regression_metrics",
+    "strongest_interactions",
+    "train_catboost",
+    "tree_shap",
+    "plot_bar",
+    "plot_beeswarm",
+    "plot_dependence",
+    "plot_force",
+    "plot_importance_comparison",
+    "plot_interaction_heatmap",
+    "plot_waterfall",
 ]

@@ -51,7 +51,7 @@ def execute_notebook(
     nb = nbformat.read(path, as_version=4)
     kernel_env = dict(os.environ if env is None else env)
     kernel_env["INTERP_QUICK"] = "1" if quick else "0"
-    kernel_env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    kernel_env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures inline, whatever the caller uses
     start = time.perf_counter()
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
