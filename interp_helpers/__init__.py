@@ -14,9 +14,18 @@ from .models import (
 )
 from .notebook import NotebookSetup, setup_notebook
 
-# [saliency]
-# [plotting]
-# [expgrad]
+from .saliency import gradient, gradient_x_input, smoothgrad, smoothgrad_checkpoints
+from .plotting import (
+    image_grid,
+    normalize_map,
+    reduce_channels,
+    show_diverging,
+    show_heatmap,
+    show_image,
+    show_overlay,
+)
+from .expgrad import expected_gradients
+from .backgrounds import blurred_copies, make_background
 from .tabular import (
     BaselineComparison,
     CatBoostFit,
@@ -42,7 +51,16 @@ from .tabular_plots import (
     plot_interaction_heatmap,
     plot_waterfall,
 )
-# [evaluation]
+from .evaluation import (
+    CurveResult,
+    RandomizationResult,
+    auc_table,
+    deletion_curve,
+    insertion_curve,
+    randomization_table,
+    randomization_test,
+)
+from .evaluation_plots import plot_curves, plot_randomization
 
 __version__ = "0.1.0"
 
@@ -59,6 +77,32 @@ __all__ = [
     "load_model",
     "predict",
     "setup_notebook",
+    # image attributions (notebooks 01-03, 05)
+    "gradient",
+    "gradient_x_input",
+    "smoothgrad",
+    "smoothgrad_checkpoints",
+    "expected_gradients",
+    "make_background",
+    "blurred_copies",
+    # image plots
+    "image_grid",
+    "normalize_map",
+    "reduce_channels",
+    "show_diverging",
+    "show_heatmap",
+    "show_image",
+    "show_overlay",
+    # are the explanations right? (notebook 05)
+    "CurveResult",
+    "RandomizationResult",
+    "auc_table",
+    "deletion_curve",
+    "insertion_curve",
+    "randomization_table",
+    "randomization_test",
+    "plot_curves",
+    "plot_randomization",
     # tabular models (notebook 04)
     "BaselineComparison",
     "CatBoostFit",

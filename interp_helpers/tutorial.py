@@ -74,12 +74,16 @@ def summary_of(nb: nbformat.NotebookNode) -> tuple[str, str]:
     return "", ""
 
 
-def _first_figure(nb: nbformat.NotebookNode) -> str | None:
+def _first_figure(nb: nbformat.NotebookNode) -> tuple[str, str] | None:
+    """``(mime type, base64 data)`` of the notebook's first PNG or JPEG figure."""
     for cell in nb.cells:
         for out in cell.get("outputs", []):
-            png = out.get("data", {}).get("image/png") if out.get("output_type") in ("display_data", "execute_result") else None
-            if png:
-                return png if isinstance(png, str) else "".join(png)
+            if out.get("output_type") not in ("display_data", "execute_result"):
+                continue
+            for mime in ("image/png", "image/jpeg"):
+                data = out.get("data", {}).get(mime)
+                if data:
+                    return mime, data if isinstance(data, str) else "".join(data)
     return None
 
 
@@ -89,7 +93,7 @@ class _Page:
     html_name: str
     title: str
     summary: str
-    thumbnail: str | None
+    thumbnail: tuple[str, str] | None
 
 
 _INDEX = """<!DOCTYPE html>
@@ -136,7 +140,8 @@ def render_site(notebooks: list[Path] | None = None, site: Path = SITE_DIR) -> P
     items = []
     for page in pages:
         thumb = (
-            f'<img alt="first figure of {html.escape(page.title)}" src="data:image/png;base64,{page.thumbnail}">'
+            f'<img alt="first figure of {html.escape(page.title)}" '
+            f'src="data:{page.thumbnail[0]};base64,{page.thumbnail[1].strip()}">'
             if page.thumbnail else '<img alt="no figure">'
         )
         items.append(

@@ -54,4 +54,4 @@ def test_site_renders_every_notebook_with_embedded_figures(tmp_path):
         page = tmp_path / f"{path.stem}.html"
         assert f'href="{page.name}"' in text
         body = page.read_text()
-        assert "data:image/png;base64," in body, f"{page.name} has no embedded figure"
+        assert "data:image/png;base64," in body or "data:image/jpeg;base64," in body, f"{page.name} has no figure"
