@@ -1,0 +1,189 @@
+"""Known-answer and bad-input tests for interp_helpers.plotting."""
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from interp_helpers import plotting  # noqa: E402
+from interp_helpers.plotting import (  # noqa: E402
+    image_grid,
+    normalize_map,
+    reduce_channels,
+    show_diverging,
+    show_heatmap,
+    show_image,
+    show_overlay,
+)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+A = np.array(
+    [
+        [[1.0, -2.0], [0.0, 3.0]],
+        [[-4.0, 1.0], [0.5, -3.0]],
+        [[2.0, 0.0], [-0.5, 1.0]],
+    ]
+)  # (C=3, H=2, W=2)
+
+
+def test_reduce_channels_known_answers():
+    np.testing.assert_array_equal(reduce_channels(A, "max_abs"), [[4.0, 2.0], [0.5, 3.0]])
+    np.testing.assert_array_equal(reduce_channels(A, "sum"), [[-1.0, -1.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(reduce_channels(A, "abs_sum"), [[7.0, 3.0], [1.0, 7.0]])
+
+
+@pytest.mark.parametrize(
+    "as_input",
+    [
+        lambda a: a,
+        lambda a: torch.tensor(a),
+        lambda a: torch.tensor(a, requires_grad=True) * 1.0,  # needs detach
+        lambda a: a[None],
+        lambda a: torch.tensor(a)[None],
+    ],
+)
+def test_accepts_tensors_arrays_and_shapes(as_input):
+    np.testing.assert_allclose(reduce_channels(as_input(A), "max_abs"), [[4.0, 2.0], [0.5, 3.0]])
+
+
+def test_two_d_map_passes_through():
+    m = np.array([[1.0, -2.0], [3.0, 0.0]])
+    np.testing.assert_array_equal(reduce_channels(m, "sum"), m)
+    np.testing.assert_array_equal(reduce_channels(torch.tensor(m), "max_abs"), np.abs(m))
+
+
+def test_normalize_unsigned_clips_at_percentile():
+    m = np.arange(101, dtype=float).reshape(1, 101)  # 0..100: the 90th percentile is 90
+    out = normalize_map(m, 90)
+    np.testing.assert_allclose(out[0, :91], np.arange(91) / 90)
+    assert (out[0, 90:] == 1).all() and out.min() == 0
+    # default is the 99th percentile: one extreme pixel does not wash out the rest
+    spike = np.ones((40, 40))
+    spike[0, 0] = 1e6
+    spike[5, 5] = 0.0
+    d = normalize_map(spike)
+    assert d[0, 0] == 1 and d[5, 5] == 0 and d[1, 1] > 0.9
+
+
+def test_normalize_signed_keeps_zero_and_sign():
+    m = np.linspace(-100, 100, 201).reshape(1, 201)
+    out = normalize_map(m, 50, signed=True)  # 50th percentile of |m| is 50
+    np.testing.assert_allclose(out[0, 100], 0.0)
+    np.testing.assert_allclose(out[0, 125], 0.5)
+    np.testing.assert_allclose(out[0, 75], -0.5)
+    assert out.max() == 1 and out.min() == -1
+
+
+def test_constant_map_gives_zeros():
+    assert not normalize_map(np.full((3, 3), 2.0)).any()
+    assert not normalize_map(np.zeros((3, 3)), signed=True).any()
+
+
+def test_heatmap_draws_the_normalized_map():
+    fig, ax = plt.subplots()
+    assert show_heatmap(A, ax=ax, title="t") is ax
+    drawn = ax.images[0].get_array()
+    np.testing.assert_allclose(drawn, normalize_map(reduce_channels(A, "max_abs")))
+    assert ax.get_title() == "t"
+
+
+def test_diverging_draws_signed_map():
+    ax = show_diverging(torch.tensor(A), colorbar=True)
+    np.testing.assert_allclose(ax.images[0].get_array(), normalize_map(reduce_channels(A, "sum"), signed=True))
+    assert ax.images[0].get_clim() == (-1, 1)
+
+
+def test_overlay_and_image_accept_hwc_and_chw():
+    rng = np.random.default_rng(0)
+    photo_hwc = rng.random((6, 5, 3))
+    attr = rng.normal(size=(3, 6, 5))
+    a1 = show_overlay(photo_hwc, attr)
+    a2 = show_overlay(torch.tensor(photo_hwc).permute(2, 0, 1)[None], torch.tensor(attr)[None])
+    np.testing.assert_allclose(a1.images[1].get_array(), a2.images[1].get_array())
+    # opacity follows the normalized map
+    np.testing.assert_allclose(a1.images[1].get_array()[..., 3], 0.8 * normalize_map(reduce_channels(attr)))
+    as_uint8 = (photo_hwc * 255).astype(np.uint8)
+    ax = show_image(as_uint8)
+    np.testing.assert_allclose(ax.images[0].get_array(), as_uint8 / 255, atol=1e-12)
+    noisy = show_image(photo_hwc * 3 - 1)  # out of [0, 1]: clipped for display
+    assert noisy.images[0].get_array().min() == 0 and noisy.images[0].get_array().max() == 1
+
+
+def test_smooth_blurs_the_reduced_map_before_scaling():
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(1)
+    attr = rng.normal(size=(3, 20, 20))
+    ax = show_heatmap(attr, smooth=2.0)
+    expected = normalize_map(gaussian_filter(reduce_channels(attr), 2.0, mode="nearest"))
+    np.testing.assert_allclose(ax.images[0].get_array(), expected)
+    assert not np.allclose(expected, normalize_map(reduce_channels(attr)))
+    ax = show_diverging(attr, smooth=1.0)
+    np.testing.assert_allclose(ax.images[0].get_array(),
+                               normalize_map(gaussian_filter(reduce_channels(attr, "sum"), 1.0, mode="nearest"),
+                                             signed=True))
+    np.testing.assert_allclose(show_heatmap(attr, smooth=0).images[0].get_array(),
+                               normalize_map(reduce_channels(attr)))
+
+
+def test_image_grid_shapes_and_labels():
+    fig, axes = image_grid(2, 3, row_labels=["a", "b"], col_labels=["x", "y", "z"], title="T")
+    assert axes.shape == (2, 3)
+    assert axes[1, 0].get_ylabel() == "b" and axes[0, 2].get_title() == "z"
+    fig, axes = image_grid(1, 1)
+    assert axes.shape == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "call, exc, pattern",
+    [
+        (lambda: reduce_channels(A, "mean"), ValueError, "reduce.*mean"),
+        (lambda: reduce_channels(np.zeros((2, 3, 4, 4))), ValueError, r"attribution.*\(2, 3, 4, 4\)"),
+        (lambda: reduce_channels(np.zeros(5)), ValueError, r"attribution.*\(5,\)"),
+        (lambda: reduce_channels([[1.0]]), TypeError, "attribution.*list"),
+        (lambda: reduce_channels(np.array([[np.nan]])), ValueError, "attribution.*NaN"),
+        (lambda: normalize_map(A), ValueError, r"saliency.*\(3, 2, 2\)"),
+        (lambda: normalize_map(A[0], 0), ValueError, "percentile.*0"),
+        (lambda: normalize_map(A[0], 101), ValueError, "percentile.*101"),
+        (lambda: show_heatmap(A, percentile=-5), ValueError, "percentile.*-5"),
+        (lambda: show_overlay(np.zeros((4, 4, 3)), A), ValueError, "height and width"),
+        (lambda: show_overlay(np.zeros((2, 2, 3)), A, alpha=2), ValueError, "alpha.*2"),
+        (lambda: show_image(np.zeros((2, 2, 2))), ValueError, "image.*channels"),
+        (lambda: image_grid(0, 2), ValueError, "nrows.*0"),
+        (lambda: show_heatmap(A, smooth=-1), ValueError, "smooth.*-1"),
+        (lambda: show_overlay(np.zeros((2, 2, 3)), A, smooth=float("nan")), ValueError, "smooth.*nan"),
+        (lambda: image_grid(2, 2, col_labels=["a"]), ValueError, "col_labels"),
+    ],
+)
+def test_bad_arguments(call, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        call()
+
+
+def test_import_changes_no_rcparams():
+    code = (
+        "import matplotlib; before = dict(matplotlib.rcParams);"
+        "import interp_helpers.plotting;"
+        "assert dict(matplotlib.rcParams) == before; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
+    before = dict(matplotlib.rcParams)
+    importlib.reload(plotting)
+    show_heatmap(A)
+    assert dict(matplotlib.rcParams) == before
