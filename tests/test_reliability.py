@@ -71,7 +71,7 @@ BAD_CALLS = {
     "load_model": [(lambda: ih.load_model("alexnet"), "name"),
                    (lambda: ih.load_model("efficientnet_lite0", weights=1.5), "weights")],
     "load_image": [(lambda: ih.load_image("/nonexistent/photo.jpg"), "photo.jpg"),
-                   (lambda: ih.load_image(np.zeros((4, 4, 7))), "shape"),
+                   (lambda: ih.load_image(np.zeros((5, 5, 2))), "shape"),
                    (lambda: ih.load_image("chelsea", timeout=-1), "timeout")],
     "example_images": [],  # takes no arguments
     "load_boston": [(lambda: ih.load_boston("/nonexistent/boston.csv"), "boston.csv")],
@@ -113,6 +113,29 @@ BAD_CALLS = {
     "check_shap_against_catboost": [(lambda: ih.check_shap_against_catboost(None, ih.load_boston()[0]), "model")],
     "importance_table": [(lambda: ih.importance_table(_fit().model, *ih.load_boston(), n_repeats=0), "n_repeats")],
     "regression_metrics": [(lambda: ih.regression_metrics([1.0, 2.0], [1.0]), "y_")],
+    "brute_force_tree_shap": [(lambda: ih.brute_force_tree_shap(None, ih.load_boston()[0]), "model")],
+    "mean_abs_shap": [(lambda: ih.mean_abs_shap("result"), "result")],
+    "mean_abs_interactions": [(lambda: ih.mean_abs_interactions("result"), "result")],
+    "strongest_interactions": [(lambda: ih.strongest_interactions("result"), "result")],
+    "plot_bar": [(lambda: ih.plot_bar("result"), "result")],
+    "plot_beeswarm": [(lambda: ih.plot_beeswarm("result"), "result")],
+    "plot_dependence": [(lambda: ih.plot_dependence("result", "RM"), "result")],
+    "plot_force": [(lambda: ih.plot_force("result", 0), "result")],
+    "plot_waterfall": [(lambda: ih.plot_waterfall("result", 0), "result")],
+    "plot_importance_comparison": [(lambda: ih.plot_importance_comparison("table"), "table")],
+    "plot_interaction_heatmap": [(lambda: ih.plot_interaction_heatmap("matrix"), "matrix")],
+    "smoothgrad_checkpoints": [(lambda: ih.smoothgrad_checkpoints(MODEL, X, 0, [5, 2]), "checkpoints")],
+    "auc_table": [(lambda: ih.auc_table("curves"), "curves")],
+    "randomization_table": [(lambda: ih.randomization_table({}, metric="x"), "metric")],
+    "plot_curves": [(lambda: ih.plot_curves({}), "curves")],
+    "plot_randomization": [(lambda: ih.plot_randomization({}, metric="x"), "results")],
+    "image_grid": [(lambda: ih.image_grid(0, 1), "nrows")],
+    "normalize_map": [(lambda: ih.normalize_map(np.ones((4, 4)), percentile=150), "percentile")],
+    "reduce_channels": [(lambda: ih.reduce_channels(np.ones((3, 4, 4)), reduce="median"), "reduce")],
+    "show_image": [(lambda: ih.show_image(np.ones((4, 4, 5))), "image")],
+    "show_heatmap": [(lambda: ih.show_heatmap(np.ones((3, 4, 4)), percentile=-1), "percentile")],
+    "show_overlay": [(lambda: ih.show_overlay(np.ones((8, 8, 3)), np.ones((3, 4, 4))), "attribution")],
+    "show_diverging": [(lambda: ih.show_diverging(np.ones((3, 4, 4)), reduce="nope"), "reduce")],
 }
 
 
@@ -138,7 +161,7 @@ def test_bad_input_raises_a_clear_error(name, i, call, needle):
 
 
 INTERRUPTIBLE = {
-    "gradient": lambda m: ih.gradient(m, X, 0, batch_size=1),
+    "gradient": lambda m: ih.gradient(m, torch.cat([X, X]), 0, batch_size=1),
     "smoothgrad": lambda m: ih.smoothgrad(m, X, [0, 1], n_samples=8, batch_size=2, seed=0),
     "expected_gradients": lambda m: ih.expected_gradients(m, X, BG, 0, n_samples=8, batch_size=2, seed=0),
     "expected_gradients_layer": lambda m: ih.expected_gradients(m, X, BG, 0, layer=m.stage1, n_samples=8,
@@ -157,7 +180,8 @@ def test_interrupting_long_work_leaves_the_model_as_found(name, fail_at):
     before = model_fingerprint(model)
     with pytest.raises(KeyboardInterrupt):
         INTERRUPTIBLE[name](model)
-    assert model.calls == fail_at
+    if name != "randomization_test":  # that one works on a deep copy, whose counter raised
+        assert model.calls == fail_at
     assert model_fingerprint(model) == before
     for module in model.modules():
         assert not module._forward_hooks and not module._forward_pre_hooks and not module._backward_hooks
