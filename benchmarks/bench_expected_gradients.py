@@ -20,7 +20,8 @@ Methods are timed interleaved (A B C ... A B C ...) and medians reported, which
 evens out the load of a shared machine. shap's time includes building the
 explainer (it runs the background through the model, as our call does).
 
-Usage: ``python benchmarks/bench_expected_gradients.py [--quick] [--device cpu|cuda]``.
+Usage: ``python benchmarks/bench_expected_gradients.py [--quick] [--device cpu|cuda]``;
+``--render results/<file>.json`` re-renders the markdown table of a saved result.
 Writes ``benchmarks/results/expected_gradients_<device>[_quick].json`` and ``.md``.
 """
 from __future__ import annotations
@@ -61,12 +62,13 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn: Callable[[], object], device: torch.device) -> float:
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds of one call (CPU time is less sensitive to other load)."""
     sync(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
     sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def main() -> None:
@@ -76,7 +78,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats (default 3, quick 2)")
     parser.add_argument("--background", type=int, default=8, help="background images (default 8)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--render", metavar="JSON", help="only re-render the markdown table of a saved result")
     args = parser.parse_args()
+    if args.render:
+        path = Path(args.render)
+        path.with_suffix(".md").write_text(render_table(json.loads(path.read_text())))
+        print(path.with_suffix(".md").read_text())
+        return
 
     n = args.n_samples or (8 if args.quick else 16)
     repeats = args.repeats or (2 if args.quick else 3)
@@ -154,9 +162,12 @@ def main() -> None:
     assert shap_input().shape[1:4] == tuple(ours_input().shape[1:]), "input shapes differ"
 
     times: dict[str, list[float]] = {k: [] for k in methods}
+    cpu_times: dict[str, list[float]] = {k: [] for k in methods}
     for r in range(repeats):
         for name, fn in methods.items():
-            times[name].append(timed(fn, device))
+            wall, cpu = timed(fn, device)
+            times[name].append(wall)
+            cpu_times[name].append(cpu)
         print(f"repeat {r + 1}/{repeats}: " + "; ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()),
               file=sys.stderr)
 
@@ -167,6 +178,8 @@ def main() -> None:
     speedup = {k: med[a] / med[b] for k, (a, b) in pairs.items()}
     # Ratio within each repeat (the two ran seconds apart): robust to load drifting between repeats.
     paired = {k: statistics.median(x / y for x, y in zip(times[a], times[b])) for k, (a, b) in pairs.items()}
+    cpu_med = {k: statistics.median(v) for k, v in cpu_times.items()}
+    cpu_speedup = {k: cpu_med[a] / cpu_med[b] for k, (a, b) in pairs.items()}
     machine = cpu_name() if device.type == "cpu" else torch.cuda.get_device_name(device)
     result = {
         "benchmark": "expected_gradients",
@@ -187,27 +200,42 @@ def main() -> None:
         "x_floor": {k: v / fl for k, v in med.items()},
         "speedup_vs_shap": speedup,
         "speedup_vs_shap_paired_median": paired,
+        "cpu_seconds": cpu_times,
+        "median_cpu_seconds": cpu_med,
+        "speedup_vs_shap_cpu_time": cpu_speedup,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"expected_gradients_{device.type}{'_quick' if args.quick else ''}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
 
+    table = render_table(result)
+    stem.with_suffix(".md").write_text(table)
+    print(table)
+
+
+def render_table(result: dict) -> str:
+    """The markdown table of one result (also: ``--render results/expected_gradients_<device>.json``)."""
+    med, xf = result["median_seconds"], result["x_floor"]
+    speedup, paired = result["speedup_vs_shap"], result["speedup_vs_shap_paired_median"]
+    cpu = result.get("median_cpu_seconds")  # absent in results saved before CPU time was recorded
     lines = [
-        f"ResNet50 (random weights), 1 image 224x224, background {args.background}, "
-        f"nsamples {n}, batch {batch}, median of {repeats} interleaved repeats; {machine}, "
-        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, shap {shap.__version__}.",
+        f"ResNet50 (random weights), 1 image 224x224, background {result['background']}, "
+        f"nsamples {result['n_samples']}, batch {result['batch_size']}, median of {result['repeats']} interleaved "
+        f"repeats; {result['machine']}, {result['torch_threads']} torch threads, torch {result['versions']['torch']}, "
+        f"shap {result['versions']['shap']}.",
         "",
-        "| method | median s | x floor |",
-        "|---|---:|---:|",
-        *[f"| {k} | {v:.2f} | {v / fl:.2f} |" for k, v in med.items()],
+        "| method | median s | x floor |" + (" median CPU s |" if cpu else ""),
+        "|---|---:|---:|" + ("---:|" if cpu else ""),
+        *[f"| {k} | {v:.3g} | {xf[k]:.2f} |" + (f" {cpu[k]:.3g} |" if cpu else "") for k, v in med.items()],
         "",
         f"Speed-up vs shap.GradientExplainer (ratio of medians / median of per-repeat ratios): "
         f"input {speedup['input']:.2f}x / {paired['input']:.2f}x, "
         f"layer2 {speedup['layer2']:.2f}x / {paired['layer2']:.2f}x.",
     ]
-    table = "\n".join(lines) + "\n"
-    stem.with_suffix(".md").write_text(table)
-    print(table)
+    if cpu:
+        cs = result["speedup_vs_shap_cpu_time"]
+        lines.append(f"In process CPU time: input {cs['input']:.2f}x, layer2 {cs['layer2']:.2f}x.")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
