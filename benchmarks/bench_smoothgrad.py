@@ -122,6 +122,34 @@ def make_methods(model: torch.nn.Module, x: torch.Tensor, target: int, n: int, b
     return methods
 
 
+class _Trivial(torch.nn.Module):
+    """Logits = a few input pixels: forward and backward cost next to nothing."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 0, 0, :8]
+
+
+def overhead_per_sample(x: torch.Tensor, n: int, batch: int, repeats: int, device: torch.device) -> float:
+    """Median seconds per sample of ``smoothgrad`` on a trivial model: noise, sums, bookkeeping.
+
+    An upper bound on what ``ours`` adds to the floor (it includes the trivial model's
+    own tiny forward/backward).
+    """
+    from interp_helpers.saliency import smoothgrad
+
+    model = _Trivial().to(device)
+    run = lambda: smoothgrad(model, x, 1, n_samples=n, noise_level=0.15, batch_size=batch, seed=0)  # noqa: E731
+    run()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        run()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) / n
+
+
 def time_methods(methods: dict[str, Callable[[], torch.Tensor]], repeats: int,
                  device: torch.device) -> dict[str, list[float]]:
     names = list(methods)
@@ -228,14 +256,14 @@ def machine() -> dict:
 
 
 def markdown(rows: list[dict], rss: dict) -> str:
-    lines = ["| model | n | B | ours (s) | captum (s) | naive (s) | floor (s) | ours/floor | captum/ours | naive/ours |"
-             + (" ours_bs1 (s) |" if rows and "ours_bs1" in rows[0]["median_s"] else ""),
-             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if rows and "ours_bs1" in rows[0]["median_s"] else "")]
+    lines = ["| model | n | B | ours (s) | captum (s) | naive (s) | floor (s) | ours/floor | captum/ours | naive/ours "
+             "| overhead bound |" + (" ours_bs1 (s) |" if rows and "ours_bs1" in rows[0]["median_s"] else ""),
+             "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if rows and "ours_bs1" in rows[0]["median_s"] else "")]
     for r in rows:
         m = r["median_s"]
         line = (f"| {r['model']} | {r['n']} | {r['batch']} | {m['ours']:.3f} | {m['captum']:.3f} | {m['naive']:.3f} "
                 f"| {m['floor']:.3f} | {m['ours'] / m['floor']:.3f} | {m['captum'] / m['ours']:.2f} "
-                f"| {m['naive'] / m['ours']:.2f} |")
+                f"| {m['naive'] / m['ours']:.2f} | {100 * r['overhead_fraction_of_floor']:.1f} % |")
         if "ours_bs1" in m:
             line += f" {m['ours_bs1']:.3f} |"
         lines.append(line)
@@ -299,8 +327,12 @@ def main(argv: list[str] | None = None) -> None:
         x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(device)
         methods = make_methods(model, x, target=1, n=n, batch=batch, ablation=args.ablation)
         times = time_methods(methods, args.repeats, device)
+        over = overhead_per_sample(x, max(n, 64), batch, args.repeats, device)
         rows.append({"model": name, "n": n, "batch": batch, "times_s": times,
-                     "median_s": {k: statistics.median(v) for k, v in times.items()}})
+                     "median_s": {k: statistics.median(v) for k, v in times.items()},
+                     "min_s": {k: min(v) for k, v in times.items()},
+                     "overhead_per_sample_s": over,
+                     "overhead_fraction_of_floor": over * n / statistics.median(times["floor"])})
         print(f"[{time.perf_counter() - t_start:6.1f}s] {name}: "
               + ", ".join(f"{k} {statistics.median(v):.3f}s" for k, v in times.items()), flush=True)
         del model, methods
@@ -320,6 +352,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"device: {device} ({info.get('gpu') or info.get('cpu', '?')}), torch threads {info['threads']}, "
           f"median of {args.repeats} interleaved repeats, total {info['total_s']:.0f} s")
     print(markdown(rows, rss))
+    print("\noverhead bound: smoothgrad's own per-sample work (noise, sums, bookkeeping), timed on a trivial model, "
+          "as a fraction of the floor")
     print(f"\nwrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
 
 

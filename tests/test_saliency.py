@@ -475,6 +475,13 @@ def test_add_noise_bad_arguments():
         add_noise(images(), 0.1, sample_index=-1)
 
 
+def test_noise_of_sample_j_is_drawn_from_its_own_stream():
+    buf = torch.empty(3, 2, 4, 4)
+    _fill_noise(buf, [0, 1, 1], [5, 0, 7], seed=3, antithetic=False)
+    for k, (i, j) in enumerate([(0, 5), (1, 0), (1, 7)]):
+        assert torch.equal(buf[k], torch.empty(2, 4, 4).normal_(generator=_rng.generator(3, i, j)))
+
+
 def test_seed_generator_streams_are_distinct():
     # guards the assumption behind batch-size independence: (seed, i, j) streams differ
     a = torch.empty(100).normal_(generator=_rng.generator(0, 0, 1))
