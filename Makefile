@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m interp_helpers.tutorial run
 
-## make quick: the same in quick mode (INTERP_QUICK=1), notebooks executed in place
+## make quick: the same in quick mode (INTERP_QUICK=1); executed copies go to build/quick/
 quick: $(STAMP)
 	$(PY) -m interp_helpers.tutorial run --quick
 
@@ -40,4 +40,4 @@ check-site: $(STAMP)
 	$(PY) -m pytest tests/test_site_browser.py -rs
 
 clean:
-	rm -rf site .pytest_cache
+	rm -rf site build .pytest_cache

@@ -1,6 +1,8 @@
 """interp_helpers: the tested helper package behind the interpretability notebook series.
 
-Computation and plotting live in separate modules; everything public is re-exported here.
+Computation and plotting live in separate modules. The functions the notebooks call most are
+re-exported here; specialised ones are imported from their module (``interp_helpers.compare``,
+``interp_helpers.shap_bridge``, ...).
 """
 from .data import load_boston
 from .images import ExampleImage, example_images, load_image

@@ -97,7 +97,10 @@ def check_targets(target: Any, n: int, num_classes: int | None, name: str = "tar
 def _hook_dicts(module: nn.Module) -> list[dict]:
     names = [
         "_forward_hooks",
+        "_forward_hooks_with_kwargs",
+        "_forward_hooks_always_called",
         "_forward_pre_hooks",
+        "_forward_pre_hooks_with_kwargs",
         "_backward_hooks",
         "_backward_pre_hooks",
         "_state_dict_hooks",
@@ -110,14 +113,15 @@ def model_fingerprint(model: Any) -> dict[str, Any]:
     """A snapshot of everything a helper must leave unchanged; compare two with ``==``.
 
     Covers each submodule's training flag and hook ids, each parameter's
-    ``requires_grad``, the identity of its ``.grad``, and the parameter values' checksums.
+    ``requires_grad``, the identity and checksum of its ``.grad``, and the parameter values' checksums.
     """
     module = as_module(model)
     return {
         "training": [(n, m.training) for n, m in module.named_modules()],
         "hooks": [(n, [sorted(d.keys()) for d in _hook_dicts(m)]) for n, m in module.named_modules()],
         "requires_grad": [(n, p.requires_grad) for n, p in module.named_parameters()],
-        "grad": [(n, None if p.grad is None else id(p.grad)) for n, p in module.named_parameters()],
+        "grad": [(n, None if p.grad is None else (id(p.grad), float(p.grad.detach().double().sum())))
+                 for n, p in module.named_parameters()],
         "values": [(n, float(p.detach().double().sum())) for n, p in module.named_parameters()],
     }
 

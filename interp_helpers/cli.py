@@ -78,7 +78,7 @@ def _explain(args: argparse.Namespace) -> Path:
     from . import plotting
     from .backgrounds import make_background
     from .expgrad import expected_gradients
-    from .images import load_image
+    from .images import example_images, load_image
     from .models import load_model, predict
     from .saliency import gradient, smoothgrad
 
@@ -86,16 +86,23 @@ def _explain(args: argparse.Namespace) -> Path:
         raise ValueError(f"--n-samples must be >= 1, got {args.n_samples}")
     if args.top_k is not None and not 1 <= args.top_k <= 10:
         raise ValueError(f"--top-k must be between 1 and 10, got {args.top_k}")
+    out = args.out or Path(f"{Path(str(args.image)).stem}_{args.method}.png")
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--out must name a .png file, got {out}")
     image = load_image(args.image)
     model = load_model(args.model, device=args.device)
-    top = predict(model, image, top_k=5)
+    ranking = predict(model, image, top_k=model.num_classes)
+    probs = {p.index: p.probability for p in ranking}
     if args.target is not None:
         classes = [_resolve_target(args.target, model.categories)]
     else:
-        classes = [p.index for p in top[: args.top_k]]
+        classes = [p.index for p in ranking[: args.top_k]]
     x = model.preprocess(image)
     maps = []
-    background = make_background(model, 16, seed=args.seed) if args.method == "expected_gradients" else None
+    background = None
+    if args.method == "expected_gradients":  # random crops of the bundled photos, the explained one left out
+        others = [e.name for e in example_images() if e.name != args.image]
+        background = make_background(model, 16, images=others, seed=args.seed)
     for c in classes:
         if args.method == "gradient":
             maps.append(gradient(model, x, c))
@@ -107,15 +114,11 @@ def _explain(args: argparse.Namespace) -> Path:
     photo = model.display(image)
     fig, axes = plt.subplots(1, len(classes) + 1, figsize=(3.2 * (len(classes) + 1), 3.6), layout="constrained")
     plotting.show_image(photo, ax=axes[0], title="input")
-    axes[0].set_xlabel("\n".join(f"{p.label}: {p.probability:.1%}" for p in top[:3]), fontsize=8)
-    probs = {p.index: p.probability for p in predict(model, image, top_k=model.num_classes)}
+    axes[0].set_xlabel("\n".join(f"{p.label}: {p.probability:.1%}" for p in ranking[:3]), fontsize=8)
     for ax, c, attribution in zip(axes[1:], classes, maps):
         plotting.show_overlay(photo, attribution[0], ax=ax,
                               title=f"{model.categories[c]} (p={probs[c]:.1%})")
     fig.suptitle(f"{model.name} - {args.method}" + (f" (n={args.n_samples})" if args.method != "gradient" else ""))
-    out = args.out or Path(f"{Path(str(args.image)).stem}_{args.method}.png")
-    if out.suffix.lower() != ".png":
-        raise ValueError(f"--out must name a .png file, got {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)

@@ -60,7 +60,8 @@ def shap_gradient_explainer(
             Gaussian noise added to the *explained* image at every draw
             (SmoothGrad-style), in input units.
         batch_size: shap's ``batch_size`` (draws per forward/backward pass).
-        seed: shap's ``rseed``; NumPy's global RNG state is restored afterwards.
+        seed: shap's ``rseed`` and the seed of its ``local_smoothing`` noise; the global
+            NumPy and torch RNG states are restored afterwards.
             ``None`` draws one from OS entropy.
 
     Returns:
@@ -90,18 +91,23 @@ def shap_gradient_explainer(
         raise ValueError(f"local_smoothing must be a finite number >= 0, got {local_smoothing!r}")
     seed = _rng.check_seed(seed) % (2**32 - 1)  # np.random.seed accepts 0 .. 2**32 - 1
 
+    # shap seeds NumPy's global RNG (rseed) and draws local_smoothing noise from torch's global RNG:
+    # both are seeded here from ``seed`` and restored afterwards, so the call is reproducible and
+    # leaves the caller's random state as it was.
     state = np.random.get_state()
+    devices = [inputs.device.index or 0] if inputs.device.type == "cuda" else []
     try:
-        with frozen_model(module, eval_mode=True) as m:
+        with torch.random.fork_rng(devices=devices), frozen_model(module) as m:
+            torch.manual_seed(seed)
             spec = m if layer is None else (m, layer)
             explainer = shap.GradientExplainer(spec, background.detach(), batch_size=batch_size,
                                                local_smoothing=float(local_smoothing))
             values, classes = explainer.shap_values(inputs.detach(), nsamples=nsamples,
                                                     ranked_outputs=ranked_outputs, rseed=seed)
-            if layer is not None and hasattr(layer, "target_input"):
-                del layer.target_input  # shap's capture attribute, normally deleted by shap itself
     finally:
         np.random.set_state(state)
+        if layer is not None and hasattr(layer, "target_input"):
+            del layer.target_input  # shap's capture attribute, normally deleted by shap itself
     values = torch.from_numpy(np.asarray(values, dtype=np.float32))
     values = values.permute(0, values.dim() - 1, *range(1, values.dim() - 1)).contiguous()  # (N, K, *shape)
     return values, torch.as_tensor(np.asarray(classes), dtype=torch.long).reshape(values.shape[0], -1)

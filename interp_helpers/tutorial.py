@@ -1,7 +1,9 @@
 """Executing the notebook series and rendering it as a browsable, offline HTML tutorial.
 
 ``python -m interp_helpers.tutorial run`` executes every notebook in ``notebooks/`` in place
-(full mode) and renders ``site/``; ``make run`` calls it. The test suite uses
+(full mode) and renders ``site/``; ``make run`` calls it. With ``--quick`` (``make quick``) the
+executed copies go to ``build/quick/`` and the site is rendered from them, so the committed
+full-run notebooks stay as they are. The test suite uses
 :func:`execute_notebook` in quick mode on copies.
 """
 from __future__ import annotations
@@ -162,16 +164,26 @@ def _main(argv: list[str] | None = None) -> int:
     run.add_argument("notebooks", nargs="*", type=Path, help="notebooks to execute (default: all)")
     sub.add_parser("render", help="render site/ from the notebooks as they are")
     args = parser.parse_args(argv)
+    rendered = None
     if args.command == "run":
         paths = args.notebooks or notebook_paths()
+        # a quick run never overwrites the committed (full-run) notebooks: it writes to build/quick/
+        out_dir = ROOT / "build" / "quick" if args.quick else None
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        outputs = []
         total = 0.0
         for path in paths:
             print(f"executing {path.name} ...", flush=True)
-            seconds = execute_notebook(path, quick=args.quick, timeout=args.timeout)
+            output = None if out_dir is None else out_dir / path.name
+            seconds = execute_notebook(path, quick=args.quick, timeout=args.timeout, output=output)
+            outputs.append(path if output is None else output)
             total += seconds
             print(f"  {path.name}: {seconds:.0f} s", flush=True)
         print(f"all notebooks: {total:.0f} s")
-    index = render_site()
+        if out_dir is not None:
+            rendered = outputs
+    index = render_site(rendered)
     print(f"Tutorial rendered: open {index} in a browser (file://{index.resolve()})")
     return 0
 

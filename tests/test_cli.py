@@ -33,6 +33,13 @@ def test_sampling_methods_and_target_by_label(tmp_path, capsys, method):
     assert out.stat().st_size > 10_000
 
 
+def test_top_k_beyond_five_explains_that_many_classes(tmp_path):
+    out = tmp_path / "seven.png"
+    assert main(["explain", "rocket", "--method", "gradient", "--top-k", "7", "--out", str(out)]) == 0
+    figure = np.asarray(Image.open(out))
+    assert figure.shape[1] > 6 * figure.shape[0]  # the photo and seven maps side by side (five would be < 6)
+
+
 def test_help_lists_the_options():
     result = _run("explain", "--help")
     assert result.returncode == 0

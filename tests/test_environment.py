@@ -20,10 +20,16 @@ def test_environment_yml_matches_pyproject():
     assert {_name(s): s.replace(" ", "") for s in py_specs} == {_name(s): s.replace(" ", "") for s in pip_section}
 
 
-def test_torch_is_never_required_newer_than_the_local_build():
+def test_torch_requirement_is_a_floor_the_installed_build_meets():
+    """A range such as torch>=2.2, never a pin to a newer release than the machine's local build."""
+    import importlib.metadata
+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     torch_spec = next(s for s in project["dependencies"] if _name(s) == "torch")
-    assert torch_spec == "torch>=2.2"
+    match = re.fullmatch(r"torch>=(\d+)\.(\d+)", torch_spec)
+    assert match, torch_spec
+    installed = tuple(int(v) for v in importlib.metadata.version("torch").split("+")[0].split(".")[:2])
+    assert installed >= (int(match[1]), int(match[2]))
 
 
 def test_ci_runs_exactly_the_readme_test_command():

@@ -1,6 +1,8 @@
 """Every notebook runs top to bottom (quick mode), and the committed ones carry one clean full run."""
 from __future__ import annotations
 
+import os
+
 import nbformat
 import pytest
 
@@ -26,7 +28,9 @@ def test_the_series_is_numbered_without_gaps():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes_in_quick_mode(path, tmp_path):
     out = tmp_path / path.name
-    seconds = execute_notebook(path, quick=True, timeout=QUICK_TIMEOUT, output=out)
+    # the offline model, always: a kernel is another process, which the no-network fixture cannot guard
+    env = {**os.environ, "INTERP_MODEL": "efficientnet_lite0"}
+    seconds = execute_notebook(path, quick=True, timeout=QUICK_TIMEOUT, output=out, env=env)
     nb = nbformat.read(out, as_version=4)
     errors = [o for c in _code_cells(nb) for o in c.outputs if o.output_type == "error"]
     assert not errors

@@ -1,6 +1,6 @@
 """Reliability sweep over the whole public API.
 
-* every public function of ``interp_helpers`` has bad-input cases here, and each one raises a
+* every function exported by ``interp_helpers`` (its ``__all__``) has bad-input cases here, and each one raises a
   clear error whose message names the argument (a new public function without a case fails
   :func:`test_every_public_function_is_swept`);
 * interrupting long work (``KeyboardInterrupt`` from inside the model) leaves no hooks and no

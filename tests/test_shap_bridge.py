@@ -79,6 +79,36 @@ def test_local_smoothing_changes_the_result_and_zero_does_not() -> None:
     assert not torch.allclose(a, c)
 
 
+def test_local_smoothing_is_seeded_and_leaves_torch_rng_alone() -> None:
+    model = _model()
+    x, background = _data()
+    state = torch.get_rng_state()
+    c1, _ = shap_gradient_explainer(model, x, background, nsamples=8, seed=2, local_smoothing=0.5)
+    c2, _ = shap_gradient_explainer(model, x, background, nsamples=8, seed=2, local_smoothing=0.5)
+    c3, _ = shap_gradient_explainer(model, x, background, nsamples=8, seed=3, local_smoothing=0.5)
+    torch.testing.assert_close(c1, c2)
+    assert not torch.allclose(c1, c3)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_layer_capture_attribute_is_removed_when_shap_raises() -> None:
+    model = _model()
+    x, background = _data()
+    calls = []
+
+    def fail_on_second_call(module, args):
+        calls.append(1)
+        if len(calls) >= 2:  # the explainer is built, then the explanation fails
+            raise RuntimeError("boom")
+
+    handle = model[4].register_forward_pre_hook(fail_on_second_call)
+    with pytest.raises(RuntimeError, match="boom"):
+        shap_gradient_explainer(model, x, background, layer=model[2], nsamples=2)
+    handle.remove()
+    assert len(calls) == 2
+    assert not hasattr(model[2], "target_input")
+
+
 def test_image_plot_values_layout() -> None:
     v = torch.arange(2 * 3 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 3, 4, 5)
     out = image_plot_values(v)
