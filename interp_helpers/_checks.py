@@ -22,6 +22,7 @@ __all__ = [
     "as_module",
     "check_positive_int",
     "check_inputs",
+    "check_logits",
     "check_targets",
     "frozen_model",
     "model_fingerprint",
@@ -92,6 +93,24 @@ def check_targets(target: Any, n: int, num_classes: int | None, name: str = "tar
     if (t < 0).any() or (num_classes is not None and (t >= num_classes).any()):
         raise ValueError(f"{name} out of range [0, {num_classes}): {t.tolist()}")
     return t
+
+
+def check_logits(logits: Any, batch: int, targets: torch.Tensor | None = None, *,
+                 max_target: int | None = None) -> torch.Tensor:
+    """Check a model's output for a batch of ``batch`` images: a tensor ``(batch, K)`` of logits.
+
+    With ``targets`` (or their largest value, ``max_target``, which spares a device-to-host
+    synchronisation), also check that every target is a valid class index ``< K``.
+    """
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != batch:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"model must map a batch of {batch} images to (N, K) logits, it returned {shape}")
+    if targets is not None or max_target is not None:
+        top = int(targets.max()) if max_target is None else max_target
+        if top >= logits.shape[1]:
+            bad = sorted({int(t) for t in targets if int(t) >= logits.shape[1]}) if targets is not None else [top]
+            raise ValueError(f"target out of range [0, {logits.shape[1]}) of the model's logits: {bad}")
+    return logits
 
 
 def _hook_dicts(module: nn.Module) -> list[dict]:

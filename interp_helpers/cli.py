@@ -73,7 +73,6 @@ def _explain(args: argparse.Namespace) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
 
     from . import plotting
     from .backgrounds import make_background

@@ -46,7 +46,7 @@ from scipy.stats import spearmanr
 from skimage.metrics import structural_similarity
 from torch import nn
 
-from ._checks import as_module, check_inputs, check_positive_int, check_targets, frozen_model
+from ._checks import as_module, check_inputs, check_logits, check_positive_int, check_targets, frozen_model
 from ._rng import check_seed, derive_seed, generator
 
 __all__ = [
@@ -313,12 +313,7 @@ def _curve(
                 batch = torch.where(changed, base[img], x[img])
             else:
                 batch = torch.where(changed, x[img], base[img])
-            out = m(batch)
-            if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != batch.shape[0]:
-                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise ValueError(f"model must return logits of shape (batch, classes), got {shape}")
-            if int(targets.max()) >= out.shape[1]:
-                raise ValueError(f"target out of range [0, {out.shape[1]}): {targets.tolist()}")
+            out = check_logits(m(batch), batch.shape[0], targets)
             probs = torch.softmax(out.double(), dim=1)
             scores[start : start + len(jobs)] = probs[torch.arange(len(jobs)), targets.to(out.device)[img]].cpu()
 

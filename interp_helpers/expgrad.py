@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from . import _rng
-from ._checks import as_module, check_inputs, check_positive_int, check_targets, frozen_model
+from ._checks import as_module, check_inputs, check_logits, check_positive_int, check_targets, frozen_model
 
 __all__ = ["ExpectedGradientsCheck", "expected_gradients", "expected_gradients_check", "expected_output_gap"]
 
@@ -79,15 +79,6 @@ def _check_layer(layer: Any, module: nn.Module, attribute_to: Any) -> nn.Module 
     if not any(m is layer for m in module.modules()):
         raise ValueError(f"layer must be a submodule of model, got a {type(layer).__name__} that is not in it")
     return layer
-
-
-def _check_logits(logits: Any, batch: int, targets: torch.Tensor) -> torch.Tensor:
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != batch:
-        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"model must map a batch of {batch} images to logits (N, K), it returned {shape}")
-    if int(targets.max()) >= logits.shape[1]:
-        raise ValueError(f"target out of range [0, {logits.shape[1]}): {targets.tolist()}")
-    return logits
 
 
 # --------------------------------------------------------------------------- draws
@@ -148,9 +139,8 @@ def _capture(module: nn.Module, layer: nn.Module, attribute_to: str, x: torch.Te
             f"layer must be called exactly once per forward pass to be attributed, "
             f"this {type(layer).__name__} was called {len(seen)} times"
         )
-    if not stop and (not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != x.shape[0]):
-        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"model must map a batch of {x.shape[0]} images to logits (N, K), it returned {shape}")
+    if not stop:
+        check_logits(logits, x.shape[0])
     return seen[0], logits
 
 
@@ -320,7 +310,7 @@ def _run(model: Any, inputs: Any, background: Any, target: Any, *, layer: Any, a
             run: Callable[[torch.Tensor], Any] = m
         else:
             acts, logits = _activations(m, layer, attribute_to, x, batch_size, stop=False)
-            _check_logits(logits, n_images, targets)
+            check_logits(logits, n_images, targets)
             base, _ = _activations(m, layer, attribute_to, xb, batch_size, stop=True)
             run = _rest_of_network(m, layer, attribute_to, torch.zeros_like(x[:1]))
             _check_separates(run, acts, logits, layer, batch_size)
@@ -353,7 +343,7 @@ def _accumulate(run: Callable[[torch.Tensor], Any], acts: torch.Tensor, base: to
         tt = t[start:stop].to(device=device, dtype=acts.dtype).view(shape)
         z = (a0 + tt * delta).requires_grad_(True)
         with torch.enable_grad():
-            logits = _check_logits(run(z), stop - start, targets[rows])
+            logits = check_logits(run(z), stop - start, targets[rows])
             score = logits.gather(1, targets[rows].view(-1, 1)).sum()
             (grad,) = torch.autograd.grad(score, z)
         contribution = (grad * delta).to(acc_dtype)
@@ -387,7 +377,7 @@ def expected_output_gap(model: Any, inputs: torch.Tensor, background: torch.Tens
         with torch.no_grad():
             for s in range(0, x.shape[0], batch_size):
                 chunk = x[s:s + batch_size].detach().to(device)
-                parts.append(_check_logits(m(chunk), chunk.shape[0], targets).double())
+                parts.append(check_logits(m(chunk), chunk.shape[0], targets).double())
         return torch.cat(parts)
 
     with frozen_model(module) as m:

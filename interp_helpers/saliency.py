@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from . import _rng
-from ._checks import as_module, check_inputs, check_positive_int, check_targets, frozen_model
+from ._checks import as_module, check_inputs, check_logits, check_positive_int, check_targets, frozen_model
 
 __all__ = [
     "VARIANTS",
@@ -111,17 +111,7 @@ def _input_gradient(module: nn.Module, batch: torch.Tensor, targets: torch.Tenso
     """
     x = batch.detach().requires_grad_(True)
     with torch.enable_grad():
-        logits = module(x)
-        if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != x.shape[0]:
-            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            raise ValueError(
-                f"model must map (N, C, H, W) inputs to (N, K) logits; for a batch of shape "
-                f"{tuple(x.shape)} it returned {shape}"
-            )
-        top = int(targets.max()) if max_target is None else max_target
-        if top >= logits.shape[1]:
-            bad = sorted({int(t) for t in targets if int(t) >= logits.shape[1]})
-            raise ValueError(f"target out of range [0, {logits.shape[1]}) of the model's logits: {bad}")
+        logits = check_logits(module(x), x.shape[0], targets, max_target=max_target)
         score = logits.gather(1, targets.view(-1, 1)).sum()
         (grad,) = torch.autograd.grad(score, x)
     return grad

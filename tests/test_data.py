@@ -2,7 +2,6 @@ import hashlib
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import interp_helpers as ih
