@@ -212,6 +212,7 @@ def expected_gradients(
     n_samples: int = 200,
     batch_size: int = 50,
     seed: int | None = None,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Expected gradients (Erion et al. 2021) of logit[target] at the input or at a layer.
 
@@ -270,6 +271,7 @@ def expected_gradients(
         seed: draw j of image i uses a generator seeded by ``(seed, i, j)``
             only. ``None`` draws a fresh seed from OS entropy; the global RNG
             is never used.
+        progress: show a ``tqdm`` progress bar over the draws.
 
     Returns:
         A tensor of attributions on ``inputs``' device and dtype: shape of
@@ -281,12 +283,13 @@ def expected_gradients(
         a layer that does not separate the network, bad ``attribute_to``).
     """
     result, _ = _run(model, inputs, background, target, layer=layer, attribute_to=attribute_to,
-                     n_samples=n_samples, batch_size=batch_size, seed=seed, draw_sums=False)
+                     n_samples=n_samples, batch_size=batch_size, seed=seed, draw_sums=False, progress=progress)
     return result
 
 
 def _run(model: Any, inputs: Any, background: Any, target: Any, *, layer: Any, attribute_to: Any,
-         n_samples: Any, batch_size: Any, seed: Any, draw_sums: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+         n_samples: Any, batch_size: Any, seed: Any, draw_sums: bool,
+         progress: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Validate, then run the Monte Carlo loop; optionally keep each draw's completeness sum."""
     module = as_module(model)
     inputs = check_inputs(inputs)
@@ -296,6 +299,8 @@ def _run(model: Any, inputs: Any, background: Any, target: Any, *, layer: Any, a
     n_samples = check_positive_int(n_samples, "n_samples")
     batch_size = check_positive_int(batch_size, "batch_size")
     seed = _rng.check_seed(seed)
+    if not isinstance(progress, bool):
+        raise ValueError(f"progress must be True or False, got {progress!r}")
 
     device = _model_device(module, inputs.device)
     x = inputs.detach().to(device)
@@ -314,7 +319,8 @@ def _run(model: Any, inputs: Any, background: Any, target: Any, *, layer: Any, a
             base, _ = _activations(m, layer, attribute_to, xb, batch_size, stop=True)
             run = _rest_of_network(m, layer, attribute_to, torch.zeros_like(x[:1]))
             _check_separates(run, acts, logits, layer, batch_size)
-        result, sums = _accumulate(run, acts, base, targets, index, t, n_samples, batch_size, draw_sums)
+        result, sums = _accumulate(run, acts, base, targets, index, t, n_samples, batch_size, draw_sums,
+                                   progress=progress)
     if sums is not None:
         sums = sums.view(n_images, n_samples).to(inputs.device)
     return result.to(device=inputs.device, dtype=inputs.dtype), sums
@@ -322,7 +328,7 @@ def _run(model: Any, inputs: Any, background: Any, target: Any, *, layer: Any, a
 
 def _accumulate(run: Callable[[torch.Tensor], Any], acts: torch.Tensor, base: torch.Tensor,
                 targets: torch.Tensor, index: torch.Tensor, t: torch.Tensor,
-                n_samples: int, batch_size: int, draw_sums: bool = False
+                n_samples: int, batch_size: int, draw_sums: bool = False, *, progress: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The Monte Carlo loop: mean over draws of grad g(a'+t(a-a')) * (a-a'), float64 sums.
 
@@ -334,22 +340,33 @@ def _accumulate(run: Callable[[torch.Tensor], Any], acts: torch.Tensor, base: to
     sums = torch.zeros(index.numel(), dtype=acc_dtype, device=device) if draw_sums else None
     shape = (-1,) + (1,) * (acts.dim() - 1)
     total = index.numel()
-    for start in range(0, total, batch_size):
-        stop = min(start + batch_size, total)
-        rows = torch.arange(start, stop, device=device) // n_samples
-        a = acts[rows]
-        a0 = base[index[start:stop].to(device)]
-        delta = a - a0
-        tt = t[start:stop].to(device=device, dtype=acts.dtype).view(shape)
-        z = (a0 + tt * delta).requires_grad_(True)
-        with torch.enable_grad():
-            logits = check_logits(run(z), stop - start, targets[rows])
-            score = logits.gather(1, targets[rows].view(-1, 1)).sum()
-            (grad,) = torch.autograd.grad(score, z)
-        contribution = (grad * delta).to(acc_dtype)
-        acc.index_add_(0, rows, contribution)
-        if sums is not None:
-            sums[start:stop] = contribution.flatten(1).sum(1)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="expected gradients", unit="draw")
+    try:
+        for start in range(0, total, batch_size):
+            stop = min(start + batch_size, total)
+            rows = torch.arange(start, stop, device=device) // n_samples
+            a = acts[rows]
+            a0 = base[index[start:stop].to(device)]
+            delta = a - a0
+            tt = t[start:stop].to(device=device, dtype=acts.dtype).view(shape)
+            z = (a0 + tt * delta).requires_grad_(True)
+            with torch.enable_grad():
+                logits = check_logits(run(z), stop - start, targets[rows])
+                score = logits.gather(1, targets[rows].view(-1, 1)).sum()
+                (grad,) = torch.autograd.grad(score, z)
+            contribution = (grad * delta).to(acc_dtype)
+            acc.index_add_(0, rows, contribution)
+            if sums is not None:
+                sums[start:stop] = contribution.flatten(1).sum(1)
+            if bar is not None:
+                bar.update(stop - start)
+    finally:
+        if bar is not None:
+            bar.close()
     return acc / n_samples, sums
 
 
@@ -430,6 +447,7 @@ def expected_gradients_check(
     n_samples: int = 200,
     batch_size: int = 50,
     seed: int | None = None,
+    progress: bool = False,
 ) -> ExpectedGradientsCheck:
     """:func:`expected_gradients` plus a completeness diagnostic, at the cost of N + M extra forward passes.
 
@@ -443,6 +461,7 @@ def expected_gradients_check(
     can happen on a short stretch of the path.
     """
     attributions, sums = _run(model, inputs, background, target, layer=layer, attribute_to=attribute_to,
-                              n_samples=n_samples, batch_size=batch_size, seed=seed, draw_sums=True)
+                              n_samples=n_samples, batch_size=batch_size, seed=seed, draw_sums=True,
+                              progress=progress)
     gap = expected_output_gap(model, inputs, background, target, batch_size=batch_size)
     return ExpectedGradientsCheck(attributions, sums, gap)

@@ -123,8 +123,23 @@ Every page below was executed top to bottom by <code>make run</code>; figures ar
 """
 
 
+_WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _without_widgets(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Drop widget outputs (tqdm progress bars): live in Jupyter, but a static page can only show
+    their text fallback, which is the bar's first frame ("0%")."""
+    for cell in nb.cells:
+        if cell.get("outputs"):
+            cell.outputs = [o for o in cell.outputs if _WIDGET not in o.get("data", {})]
+    return nb
+
+
 def render_site(notebooks: list[Path] | None = None, site: Path = SITE_DIR) -> Path:
-    """Render each notebook to HTML (figures embedded as data URIs) plus an ``index.html``; return its path."""
+    """Render each notebook to HTML (figures embedded as data URIs) plus an ``index.html``; return its path.
+
+    Progress-bar widgets are left out of the pages (see :func:`_without_widgets`).
+    """
     from nbconvert import HTMLExporter
 
     notebooks = notebook_paths() if notebooks is None else [Path(p) for p in notebooks]
@@ -133,7 +148,7 @@ def render_site(notebooks: list[Path] | None = None, site: Path = SITE_DIR) -> P
     exporter = HTMLExporter(template_name="lab")
     pages = []
     for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
+        nb = _without_widgets(nbformat.read(path, as_version=4))
         body, _ = exporter.from_notebook_node(nb)
         name = path.stem + ".html"
         (site / name).write_text(body, encoding="utf-8")

@@ -467,3 +467,15 @@ def test_cuda_model_with_cpu_inputs_matches_cpu() -> None:
     torch.testing.assert_close(gpu_in.cpu(), expected_gradients(model, x, background, [0, 1], n_samples=16, seed=2),
                                rtol=1e-8, atol=1e-10)
     assert model_fingerprint(model_cuda) == before
+
+
+def test_progress_bar_option_does_not_change_the_result() -> None:
+    from interp_helpers.expgrad import expected_gradients as eg
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    x, background = torch.rand(2, 3, 2, 2), torch.rand(4, 3, 2, 2)
+    a = eg(model, x, background, 1, n_samples=6, batch_size=4, seed=0, progress=True)
+    b = eg(model, x, background, 1, n_samples=6, batch_size=4, seed=0)
+    torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="progress"):
+        eg(model, x, background, 1, n_samples=2, progress="yes")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import nbformat
 import pytest
@@ -58,4 +59,5 @@ def test_site_renders_every_notebook_with_embedded_figures(tmp_path):
         page = tmp_path / f"{path.stem}.html"
         assert f'href="{page.name}"' in text
         body = page.read_text()
+        assert re.search(r"\d+%\|", body) is None, f"{page.name} shows a frozen progress bar"
         assert "data:image/png;base64," in body or "data:image/jpeg;base64," in body, f"{page.name} has no figure"
