@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import re
 import os
 import sys
 import time
@@ -65,14 +66,24 @@ def execute_notebook(
 
 
 def summary_of(nb: nbformat.NotebookNode) -> tuple[str, str]:
-    """The title (first ``#`` heading) and the first paragraph of a notebook's opening markdown."""
+    """The title (first ``#`` heading) and the first sentence of the opening paragraph, as plain text."""
     for cell in nb.cells:
         if cell.cell_type != "markdown":
             continue
         lines = cell.source.strip().splitlines()
-        title = next((l.lstrip("# ").strip() for l in lines if l.startswith("# ")), "")
-        body = [l for l in lines if l.strip() and not l.startswith("#")]
-        return title, (body[0].strip() if body else "")
+        title = next((line.lstrip("# ").strip() for line in lines if line.startswith("# ")), "")
+        paragraph: list[str] = []
+        for line in lines:
+            if line.startswith("#") and not paragraph:
+                continue
+            if not line.strip():
+                if paragraph:
+                    break
+                continue
+            paragraph.append(line.strip())
+        text = re.sub(r"[*`_]{1,2}([^*`_]+)[*`_]{1,2}", r"\1", " ".join(paragraph))
+        match = re.match(r"(.+?[.?!])(\s|$)", text)
+        return title, (match.group(1) if match else text)
     return "", ""
 
 

@@ -61,3 +61,12 @@ def test_site_renders_every_notebook_with_embedded_figures(tmp_path):
         body = page.read_text()
         assert re.search(r"\d+%\|", body) is None, f"{page.name} shows a frozen progress bar"
         assert "data:image/png;base64," in body or "data:image/jpeg;base64," in body, f"{page.name} has no figure"
+
+
+def test_summary_is_the_plain_first_sentence():
+    from nbformat.v4 import new_markdown_cell, new_notebook
+
+    from interp_helpers.tutorial import summary_of
+
+    nb = new_notebook(cells=[new_markdown_cell("# 07 · Title\n\nA **bold** claim about `code`,\nover two lines. More.\n\nNext.")])
+    assert summary_of(nb) == ("07 · Title", "A bold claim about code, over two lines.")
