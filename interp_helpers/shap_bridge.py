@@ -29,6 +29,7 @@ from torch import nn
 
 from . import _rng
 from ._checks import as_module, check_inputs, check_positive_int, frozen_model
+from .expgrad import _check_background, _check_layer
 
 __all__ = ["image_plot_values", "shap_gradient_explainer"]
 
@@ -72,17 +73,8 @@ def shap_gradient_explainer(
 
     module = as_module(model)
     inputs = check_inputs(inputs)
-    background = check_inputs(background, "background")
-    if background.shape[1:] != inputs.shape[1:]:
-        raise ValueError(
-            f"background images must have the shape of the inputs {tuple(inputs.shape[1:])}, "
-            f"got background of shape {tuple(background.shape)}"
-        )
-    if layer is not None:
-        if not isinstance(layer, nn.Module):
-            raise TypeError(f"layer must be a torch.nn.Module inside model or None, got {type(layer).__name__}")
-        if not any(m is layer for m in module.modules()):
-            raise ValueError(f"layer must be a submodule of model, got a {type(layer).__name__} that is not in it")
+    background = _check_background(background, inputs)
+    layer = _check_layer(layer, module, "input")  # shap's (model, layer) form explains the layer's input
     nsamples = check_positive_int(nsamples, "nsamples")
     ranked_outputs = check_positive_int(ranked_outputs, "ranked_outputs")
     batch_size = check_positive_int(batch_size, "batch_size")

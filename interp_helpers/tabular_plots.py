@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
-from .tabular import TreeShapResult
+from .tabular import TreeShapResult, _check_result
 
 __all__ = [
     "plot_bar",
@@ -32,12 +32,6 @@ __all__ = [
     "plot_interaction_heatmap",
     "plot_waterfall",
 ]
-
-
-def _check_result(result: Any) -> TreeShapResult:
-    if not isinstance(result, TreeShapResult):
-        raise TypeError(f"result must be the TreeShapResult returned by tree_shap, got {type(result).__name__}")
-    return result
 
 
 def _check_ax(ax: Any) -> Axes | None:
