@@ -1,7 +1,11 @@
 """Loading photos: bundled examples, files, URLs and arrays, all turned into RGB ``PIL.Image``.
 
-The example photographs ship inside wheels the project already installs
-(scikit-image, matplotlib, scikit-learn), so nothing is downloaded.
+Two kinds of bundled example: photographs inside wheels the project already
+installs (scikit-image, matplotlib, scikit-learn), and a small set shipped in
+this package (``interp_helpers/package_data/images/``: Nobel laureates,
+portrait paintings, laboratory equipment), copied from Debian and PyPI source
+packages with their licences and SHA-256 recorded in ``data/README.md``.
+Nothing is downloaded.
 """
 from __future__ import annotations
 
@@ -24,54 +28,137 @@ MAX_PIXELS = 60_000_000
 #: Largest download accepted from a URL, in bytes.
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 
+#: The categories an example belongs to, in the order ``example_images()`` lists them.
+CATEGORIES = ("portrait", "Nobel laureate", "painting", "scientific figure", "scientific equipment",
+              "everyday object")
+
 
 @dataclass(frozen=True)
 class ExampleImage:
-    """One bundled example photo and where it comes from."""
+    """One bundled example photo and where it comes from.
+
+    ``package`` and ``file`` locate it with :mod:`importlib.resources`;
+    ``source`` says where that copy was taken from (package, version, path);
+    ``sha256`` is the digest of the file shipped here (``None`` for files read
+    from another installed package, whose bytes this project does not control).
+    """
 
     name: str
     package: str
     file: str
     licence: str
     shows: str
-    kind: str
+    category: str
+    source: str = ""
+    sha256: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The category (older name of :attr:`category`)."""
+        return self.category
 
     def path(self) -> Path:
         """The file inside the installed package."""
         return Path(str(resources.files(self.package).joinpath(self.file)))
 
 
+_OWN = "package_data/images/"
+_XRAYLARCH = ("Debian package python-xraylarch-doc 0.9.58+ds1-5, "
+              "/usr/share/doc/python-xraylarch-doc/examples/xraytable/images/")
+_XRAYLARCH_LICENCE = ("public domain (the folder's COPYING: 'the work is hereby placed in the Public Domain'; "
+                      "photograph over 100 years old)")
+_MORISOT = ("Debian package wordpress-theme-twentytwentyone 6.1.9+dfsg1-0+deb12u1, "
+            "/usr/share/wordpress/wp-content/themes/twentytwentyone/assets/images/")
+_MORISOT_LICENCE = "public domain (the theme's readme.txt: 'Art by Berthe Morisot 1841-1895. Public domain.')"
+_KALZIUM = "Debian package kalzium-data 4:22.12.3-1, /usr/share/kalzium/data/toolpics/"
+_KALZIUM_LICENCE = "GPL-2.0-or-later (Debian copyright of kalzium, 'Files: *'; Carsten Niehaus and others)"
+
 _EXAMPLES = (
     ExampleImage("astronaut", "skimage", "data/astronaut.png", "public domain (NASA)",
-                 "portrait of astronaut Eileen Collins", "portrait"),
+                 "portrait of astronaut Eileen Collins", "portrait", "scikit-image wheel"),
     ExampleImage("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg",
                  "public domain (US Navy photo)", "portrait of computer scientist Grace Hopper in uniform",
-                 "portrait"),
+                 "portrait", "matplotlib wheel"),
     ExampleImage("chelsea", "skimage", "data/chelsea.png", "CC0 (Stefan van der Walt)",
-                 "Chelsea the cat", "everyday"),
+                 "Chelsea the cat", "everyday object", "scikit-image wheel"),
     ExampleImage("coffee", "skimage", "data/coffee.png", "CC0 (Rachel Michetti; courtesy Pikolo Espresso Bar)",
-                 "a cup of coffee on a saucer", "everyday"),
+                 "a cup of coffee on a saucer", "everyday object", "scikit-image wheel"),
     ExampleImage("motorcycle", "skimage", "data/motorcycle_left.png",
-                 "Middlebury stereo data set 2014 (Scharstein et al., GCPR 2014; cite when used)", "a motorcycle in a lab (left stereo view)",
-                 "everyday"),
+                 "Middlebury stereo data set 2014 (Scharstein et al., GCPR 2014; cite when used)",
+                 "a motorcycle in a lab (left stereo view)", "everyday object", "scikit-image wheel"),
     ExampleImage("china", "sklearn", "datasets/images/china.jpg", "CC-BY 2.0 (danielbuechele, Flickr)",
-                 "a Chinese temple (Summer Palace)", "everyday"),
+                 "a Chinese temple (Summer Palace)", "everyday object", "scikit-learn wheel"),
     ExampleImage("flower", "sklearn", "datasets/images/flower.jpg", "CC-BY 2.0 (vultilion, Flickr)",
-                 "a flower with a bee", "everyday"),
+                 "a flower with a bee", "everyday object", "scikit-learn wheel"),
     ExampleImage("rocket", "skimage", "data/rocket.jpg", "public domain (SpaceX)",
-                 "a SpaceX Falcon 9 rocket on its launch pad", "scientific equipment"),
+                 "a SpaceX Falcon 9 rocket on its launch pad", "scientific equipment", "scikit-image wheel"),
     ExampleImage("hubble_deep_field", "skimage", "data/hubble_deep_field.jpg", "public domain (NASA)",
-                 "Hubble eXtreme Deep Field: galaxies", "scientific figure"),
+                 "Hubble eXtreme Deep Field: galaxies", "scientific figure", "scikit-image wheel"),
     ExampleImage("ihc", "skimage", "data/ihc.png", "no known copyright restrictions",
-                 "immunohistochemistry micrograph (colon tissue)", "scientific figure"),
+                 "immunohistochemistry micrograph (colon tissue)", "scientific figure", "scikit-image wheel"),
     ExampleImage("retina", "skimage", "data/retina.jpg", "CC0 1.0 (Mikael Häggström)",
-                 "fundus photograph of a human retina", "scientific figure"),
+                 "fundus photograph of a human retina", "scientific figure", "scikit-image wheel"),
+    # Shipped in this package; provenance, licence evidence and hashes in data/README.md.
+    ExampleImage("curie", "interp_helpers", _OWN + "curie.jpg", _XRAYLARCH_LICENCE,
+                 "Marie Curie (Nobel Prize in Physics 1903, Chemistry 1911), black-and-white portrait photograph",
+                 "Nobel laureate", _XRAYLARCH + "Marie_Curie.jpg (copied unchanged)",
+                 "3aa8a85cca6c0f022806407931b758efff80f05a1a79f3972d070eb817fc13ef"),
+    ExampleImage("barkla", "interp_helpers", _OWN + "barkla.jpg", _XRAYLARCH_LICENCE,
+                 "Charles Glover Barkla (Nobel Prize in Physics 1917), black-and-white portrait photograph, "
+                 "suit and bow tie", "Nobel laureate",
+                 _XRAYLARCH + "Charles_Barkla.jpg (2802x3684, downscaled to 608x800)",
+                 "6b814ce79c60c4ae847fa8c8d2276a7823d7a35570e5473d3e8825b91013ddaa"),
+    ExampleImage("obama", "interp_helpers", _OWN + "obama.jpg",
+                 "public domain: work of the US federal government (official White House portrait); "
+                 "the sdist's MIT licence covers its code only",
+                 "Barack Obama (Nobel Peace Prize 2009), official portrait: suit and tie, arms crossed, flags",
+                 "Nobel laureate",
+                 "PyPI sdist face_recognition 1.3.0, tests/test_images/obama.jpg (910x1137, downscaled to 640x800)",
+                 "560c82830b040eaed18a5d8b02b530cbe20cf4fcadebcf3890246f9f4dd303f1"),
+    ExampleImage("morisot_self_portrait", "interp_helpers", _OWN + "morisot_self_portrait.jpg", _MORISOT_LICENCE,
+                 "Berthe Morisot, Self-Portrait (1885), oil painting", "painting",
+                 _MORISOT + "self-portrait-1885.jpg (905x1108, downscaled to 653x800)",
+                 "830380bb0bc01339b9c53c7cfa422a6b4b10534368189375891abbda37ab1c38"),
+    ExampleImage("morisot_mauve", "interp_helpers", _OWN + "morisot_mauve.jpg", _MORISOT_LICENCE,
+                 "Berthe Morisot, Young Woman in Mauve (c. 1880), oil painting", "painting",
+                 _MORISOT + "young-woman-in-mauve.jpg (892x1103, downscaled to 647x800)",
+                 "1fd263253f7ba302486aa2ea541e7d5538e936f3a1780c888cff9134bdb7a581"),
+    ExampleImage("tanguy", "interp_helpers", _OWN + "tanguy.jpg",
+                 "public domain per the upstream README next to the file ('based on an original painting by "
+                 "Van Gogh, Public domain image.'); Debian's copyright file lists the folder as GPL-3",
+                 "Vincent van Gogh, Portrait of Pere Tanguy (1887), oil painting", "painting",
+                 "Debian package gcompris-qt-data 3.1-2, /usr/share/gcompris-qt/rcc/details.rcc, entry "
+                 "gcompris/src/activities/details/resource/image/PortraitOfPereTanguy_background.webp "
+                 "(394x500 WebP, re-encoded as JPEG; extracted with tools/read_qt_rcc.py)",
+                 "acca0a3d3013c307202e2ab664d6f2ecac48b3f766d1d114bde002598a04d1c8"),
+    ExampleImage("beaker", "interp_helpers", _OWN + "beaker.jpg", _KALZIUM_LICENCE,
+                 "a 600 ml glass laboratory beaker", "scientific equipment",
+                 _KALZIUM + "becherglas.jpg (copied unchanged)",
+                 "d7fea98d08fef3f6be2b774f79be11dabc39b4a9bcaa1db59d088a3559c27a62"),
+    ExampleImage("erlenmeyer", "interp_helpers", _OWN + "erlenmeyer.jpg", _KALZIUM_LICENCE,
+                 "an Erlenmeyer (conical) flask", "scientific equipment",
+                 _KALZIUM + "erlenmeyerkolben.jpg (copied unchanged)",
+                 "a002bf17f611affc26db6b6781038d3060f1618e13edf024827a552cfa14ccf8"),
+    ExampleImage("balance", "interp_helpers", _OWN + "balance.jpg", _KALZIUM_LICENCE,
+                 "a laboratory balance (electronic scale) with a digital display", "scientific equipment",
+                 _KALZIUM + "waage.jpg (copied unchanged)",
+                 "14a88f5a12a786b0cac3157ca73a91595ad7b9ee9cd27a9e105793dfa3966ee4"),
+    ExampleImage("mortar", "interp_helpers", _OWN + "mortar.jpg", _KALZIUM_LICENCE,
+                 "a porcelain mortar and pestle", "scientific equipment",
+                 _KALZIUM + "moerser.jpg (copied unchanged)",
+                 "040a9f6b597ba21159a6b3bd75f2ba9a3f1a8eb2a0bf34e9446587f013923359"),
 )
 _BY_NAME = {e.name: e for e in _EXAMPLES}
 
 
 def example_images() -> list[ExampleImage]:
-    """The bundled example photos with provenance: package, file, licence, what each shows."""
+    """The bundled example photos with provenance: package, file, licence, what each shows, category.
+
+    The first eleven come from the scikit-image, matplotlib and scikit-learn
+    wheels; the rest ship with this package. Filter by category with e.g.
+    ``[e.name for e in example_images() if e.category == "painting"]``
+    (categories: see ``interp_helpers.images.CATEGORIES``).
+    """
     return list(_EXAMPLES)
 
 
@@ -210,7 +297,13 @@ def load_image(
     if isinstance(source, str) and source.startswith(("http://", "https://")):
         return _decode(_fetch(source, timeout, int(max_bytes)), source, int(max_pixels))
     if isinstance(source, str) and source in _BY_NAME:
-        return _decode(_BY_NAME[source].path(), f"example '{source}'", int(max_pixels))
+        path = _BY_NAME[source].path()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"example '{source}': {path} is missing; the package was installed without its data files "
+                f"(reinstall interp-helpers from a wheel or a full checkout)"
+            )
+        return _decode(path, f"example '{source}'", int(max_pixels))
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
         if not path.exists():

@@ -33,6 +33,16 @@ def test_sampling_methods_and_target_by_label(tmp_path, capsys, method):
     assert out.stat().st_size > 10_000
 
 
+def test_explains_a_bundled_nobel_laureate_by_name(tmp_path, capsys):
+    """The photos shipped in interp_helpers/package_data (here Marie Curie, a greyscale JPEG) work by name."""
+    out = tmp_path / "curie.png"
+    assert main(["explain", "curie", "--method", "smoothgrad", "--n-samples", "2", "--top-k", "2",
+                 "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    figure = np.asarray(Image.open(out))
+    assert figure.shape[1] > 2.5 * figure.shape[0] > 600
+
+
 def test_top_k_beyond_five_explains_that_many_classes(tmp_path):
     out = tmp_path / "seven.png"
     assert main(["explain", "rocket", "--method", "gradient", "--top-k", "7", "--out", str(out)]) == 0

@@ -1,15 +1,27 @@
+import dataclasses
+import fnmatch
+import hashlib
 import http.server
+import importlib.util
 import io
+import re
 import struct
 import threading
 import time
+import tomllib
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import interp_helpers as ih
+from interp_helpers import images
+from interp_helpers.images import CATEGORIES
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGES = REPO / "interp_helpers" / "package_data" / "images"
 
 
 def _save(tmp_path, image, name, **kw):
@@ -20,13 +32,102 @@ def _save(tmp_path, image, name, **kw):
 
 def test_every_example_loads_as_rgb_and_has_provenance():
     examples = ih.example_images()
-    kinds = {e.kind for e in examples}
-    assert {"portrait", "scientific equipment", "scientific figure", "everyday"} <= kinds
+    assert len({e.name for e in examples}) == len(examples)
     for e in examples:
         assert e.path().is_file(), e
-        assert e.licence and e.shows and e.package in ("skimage", "matplotlib", "sklearn")
+        assert e.licence and e.shows and e.source
+        assert e.package in ("skimage", "matplotlib", "sklearn", "interp_helpers")
+        assert e.category in CATEGORIES and e.kind == e.category
         image = ih.load_image(e.name)
         assert image.mode == "RGB" and min(image.size) >= 200
+
+
+def test_the_original_tutorials_subjects_are_all_there():
+    by_category = {c: [e.name for e in ih.example_images() if e.category == c] for c in CATEGORIES}
+    assert all(by_category.values()), by_category  # every category has at least one example
+    for category in ("Nobel laureate", "painting", "scientific equipment", "scientific figure"):
+        assert len(by_category[category]) >= 2, (category, by_category[category])
+    names = {e.name for e in ih.example_images()}
+    # notebooks and the CLI refer to these names
+    assert {"curie", "barkla", "obama", "morisot_self_portrait", "morisot_mauve", "tanguy",
+            "beaker", "erlenmeyer", "balance", "mortar", "grace_hopper", "hubble_deep_field"} <= names
+
+
+def _readme_hashes():
+    """``file -> sha256`` from the hash table of data/README.md (rows like | `x.jpg` | `abc...` |)."""
+    text = (REPO / "data" / "README.md").read_text(encoding="utf-8")
+    return dict(re.findall(r"^\| `([\w.]+\.jpg)` \| `([0-9a-f]{64})` \|$", text, flags=re.MULTILINE))
+
+
+def test_shipped_files_match_their_recorded_hashes_and_limits():
+    shipped = [e for e in ih.example_images() if e.package == "interp_helpers"]
+    folder = IMAGES
+    on_disk = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    readme = _readme_hashes()
+    # every file in the folder is an example, is listed in data/README.md, and nothing else is
+    assert sorted(Path(e.file).name for e in shipped) == on_disk == sorted(readme)
+    total = 0
+    for e in shipped:
+        data = e.path().read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        assert digest == e.sha256 == readme[Path(e.file).name], e.name
+        with Image.open(e.path()) as image:
+            assert image.format == "JPEG" and max(image.size) <= 800, (e.name, image.format, image.size)
+        total += len(data)
+    assert total <= 1_500_000, total
+    for e in ih.example_images():  # the wheels' files are not ours: no hash claimed
+        assert (e.sha256 is None) == (e.package != "interp_helpers"), e.name
+
+
+def test_shipped_files_are_package_data():
+    """pyproject.toml ships every file of the folder in wheels, so installed copies find them too."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    package = "interp_helpers.package_data.images"
+    assert package in config["packages"]
+    patterns = config["package-data"][package]
+    for path in IMAGES.iterdir():
+        assert any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns), path.name
+
+
+def test_a_missing_shipped_file_is_a_clear_error(monkeypatch):
+    broken = dataclasses.replace(images._BY_NAME["curie"], file="package_data/images/gone.jpg")
+    monkeypatch.setitem(images._BY_NAME, "curie", broken)
+    with pytest.raises(FileNotFoundError, match="example 'curie'.*gone.jpg.*data files"):
+        ih.load_image("curie")
+
+
+def test_rcc_reader_round_trip(tmp_path):
+    """tools/read_qt_rcc.py, which extracted tanguy.jpg's source, reads a hand-built rcc (v2, zlib)."""
+    spec = importlib.util.spec_from_file_location("read_qt_rcc", REPO / "tools" / "read_qt_rcc.py")
+    rcc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rcc)
+    plain, packed = b"hello", b"x" * 1000
+
+    def name(text):
+        encoded = text.encode("utf-16-be")
+        return struct.pack(">HI", len(text), 0) + encoded
+
+    names = name("dir") + name("a.txt") + name("b.bin")
+    dir_off, a_off, b_off = 0, len(name("dir")), len(name("dir")) + len(name("a.txt"))
+    data = struct.pack(">I", len(plain)) + plain
+    z = struct.pack(">I", len(packed)) + zlib.compress(packed)
+    data_b = len(data)
+    data += struct.pack(">I", len(z)) + z
+
+    def d(name_off, count, first):
+        return struct.pack(">IHII", name_off, 2, count, first) + bytes(8)
+
+    def f(name_off, flags, offset):
+        return struct.pack(">IHHHI", name_off, flags, 0, 0, offset) + bytes(8)
+
+    tree = d(0, 1, 1) + d(dir_off, 2, 2) + f(a_off, 0, 0) + f(b_off, 1, data_b)
+    header = 24
+    blob = b"qres" + struct.pack(">IIII", 2, header, header + len(tree), header + len(tree) + len(data)) + bytes(4)
+    blob += tree + data + names
+    files = {path: payload for path, _, payload in rcc.read_rcc(blob)}
+    assert files == {"/dir/a.txt": plain, "/dir/b.bin": packed}
+    with pytest.raises(ValueError, match="qres"):
+        list(rcc.read_rcc(b"nope" + blob[4:]))
 
 
 def test_greyscale_palette_rgba_cmyk(tmp_path):
