@@ -230,3 +230,15 @@ def test_import_changes_no_rcparams():
     importlib.reload(plotting)
     show_heatmap(A)
     assert dict(matplotlib.rcParams) == before
+
+
+def test_setup_notebook_raises_figure_dpi_to_100_and_never_lowers_it(monkeypatch):
+    from interp_helpers.notebook import MIN_FIGURE_DPI, setup_notebook
+
+    monkeypatch.setenv("INTERP_QUICK", "1")
+    with matplotlib.rc_context({"figure.dpi": 64}):
+        setup_notebook(None, verbose=False)
+        assert matplotlib.rcParams["figure.dpi"] == MIN_FIGURE_DPI == 100
+    with matplotlib.rc_context({"figure.dpi": 150}):
+        setup_notebook(None, verbose=False)
+        assert matplotlib.rcParams["figure.dpi"] == 150
