@@ -270,8 +270,8 @@ def test_kernels_run_torch_with_few_threads_and_a_passive_wait_policy():
 def test_the_test_process_runs_torch_the_same_way():
     import torch
 
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-    assert torch.get_num_threads() <= torch_threads()
+    assert "OMP_WAIT_POLICY" in os.environ  # conftest sets PASSIVE unless the caller chose a policy
+    assert torch.get_num_threads() <= int(os.environ["OMP_NUM_THREADS"])
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, "60"])

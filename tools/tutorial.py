@@ -20,6 +20,7 @@ shows the final state of text bars or nothing (see :func:`clean_outputs`).
 from __future__ import annotations
 
 import argparse
+import atexit
 import base64
 import html
 import importlib.metadata
@@ -201,6 +202,7 @@ def execute_notebook(
         if watchdog is not None:
             watchdog.cancel()
         _kill_kernel(km)  # a no-op when nbclient already shut the kernel down
+        atexit.unregister(client._cleanup_kernel)  # registered by nbclient; left behind by an interrupted run
         if getattr(client, "kc", None) is not None:
             try:
                 client.kc.stop_channels()
