@@ -294,12 +294,10 @@ def test_clean_outputs_drops_widgets_and_keeps_the_final_frame_of_text_bars():
         data={"application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2, "version_minor": 0},
               "text/plain": "smoothgrad:   0%|          | 0/250 [00:00<?, ?it/s]"},
     )
-    text_bar = nbformat.v4.new_output(
-        "stream", name="stderr",
-        text="\rrun:   0%|    | 0/4\rrun:  50%|##  | 2/4\rrun: 100%|####| 4/4\nafter\n",
-    )
+    text_bar = [nbformat.v4.new_output("stream", name="stderr", text=t)  # frames arrive as separate outputs
+                for t in ("\rrun:   0%|    | 0/4", "\rrun:  50%|##  | 2/4", "\rrun: 100%|####| 4/4\nafter\n")]
     printed = nbformat.v4.new_output("stream", name="stdout", text="a\nb\n")
-    nb = new_notebook(cells=[new_code_cell("x", outputs=[widget, text_bar, printed])])
+    nb = new_notebook(cells=[new_code_cell("x", outputs=[widget, *text_bar, printed])])
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     assert _frozen_bars(nb)
     clean_outputs(nb)
@@ -309,6 +307,24 @@ def test_clean_outputs_drops_widgets_and_keeps_the_final_frame_of_text_bars():
     assert outputs[1].text == "a\nb\n"
     assert "widgets" not in nb.metadata
     assert not _frozen_bars(nb)
+
+
+@pytest.mark.timeout(180)
+def test_an_executed_notebook_shows_final_text_bars_and_no_widget_bars(tmp_path):
+    cells = [
+        new_code_cell("from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc='widget'):\n    pass"),
+        new_code_cell("import sys\nfrom tqdm import tqdm as text_tqdm\n"
+                      "for _ in text_tqdm(range(3), desc='text', file=sys.stdout, mininterval=0):\n    pass"),
+    ]
+    path, out = tmp_path / "bars.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(new_notebook(cells=cells), path)
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}  # bars on, as in `make run`
+    execute_notebook(path, quick=True, output=out, env=env)
+    nb = nbformat.read(out, as_version=4)
+    assert not _frozen_bars(nb)
+    assert "widgets" not in nb.metadata
+    text = "".join(o.get("text", "") for o in nb.cells[1].outputs)
+    assert re.fullmatch(r"text: 100%\|[^\n]*3/3[^\n]*\n", text), text
 
 
 @pytest.mark.parametrize("text, frozen", [("  0%|   | 0/250", True), ("x: 99%|#", True), ("100%|####| 4/4", False),

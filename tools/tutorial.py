@@ -96,20 +96,25 @@ def clean_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
     * Widget views (tqdm's notebook bars) are dropped, with the notebook's stored widget state:
       their text fallback is the bar's *first* frame ("0%|"), frozen.
-    * In text streams, each line keeps only what follows its last carriage return, i.e. the
-      final frame of a text progress bar, as a terminal shows it.
+    * Consecutive outputs of one text stream are joined, and each line keeps only what follows
+      its last carriage return, i.e. the final frame of a text progress bar, as a terminal shows it.
     """
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        kept = []
+        kept: list = []
         for out in cell.get("outputs", []):
             if _WIDGET in out.get("data", {}):
                 continue
+            if (out.get("output_type") == "stream" and kept and kept[-1].get("output_type") == "stream"
+                    and kept[-1].get("name") == out.get("name")):
+                kept[-1]["text"] += out["text"]  # one stream, as a terminal would show it
+                continue
+            kept.append(out)
+        for out in kept:
             if out.get("output_type") == "stream":
                 out["text"] = re.sub(r"[^\n]*\r(?!\n)", "", out["text"])
-            kept.append(out)
         cell.outputs = kept
     return nb
 
