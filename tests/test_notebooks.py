@@ -6,6 +6,7 @@ Notebook execution and site rendering live in ``tools/tutorial.py`` (a maintaine
 from __future__ import annotations
 
 import base64
+import html
 import io
 import os
 import re
@@ -376,7 +377,7 @@ def test_landing_page_is_light_and_summarises_each_notebook(tmp_path):
     assert weight < 300_000, f"the landing page and its thumbnails weigh {weight / 1e3:.0f} kB"
     for path in NOTEBOOKS:
         title, summary = summary_of(nbformat.read(path, as_version=4))
-        assert summary and summary.replace("'", "&#x27;") in text.replace("&quot;", '"')
+        assert summary and html.escape(summary) in text, f"{path.name}: its summary is not on the landing page"
 
 
 def test_solution_cells_render_collapsed(tmp_path):

@@ -411,11 +411,12 @@ def render_site(notebooks: list[Path] | None = None, site: Path = SITE_DIR) -> P
         pages.append(_Page(path, path.stem + ".html", title or path.stem, summary, thumb))
     api = "api.html"
     links = [("index.html", "Contents")] + [(p.html_name, p.title) for p in pages] + [(api, "The helper API")]
+    back_to_start = ("index.html", "Back to the start")
     for i, (page, nb) in enumerate(zip(pages, nbs), start=1):
         nav = _nav(links[i - 1], links[i + 1])
         body, _ = exporter.from_notebook_node(nb, resources={"interp_nav": nav, "metadata": {"name": page.title}})
         (site / page.html_name).write_text(body, encoding="utf-8")
-    (site / api).write_text(_api_page(_nav(links[-2], links[0])), encoding="utf-8")
+    (site / api).write_text(_api_page(_nav(links[-2], back_to_start)), encoding="utf-8")
     items = []
     for page in pages:
         thumb = (f'<img alt="first figure of {html.escape(page.title)}" src="{page.thumbnail}" width="220" height="140">'
