@@ -1,11 +1,16 @@
-# Two commands: `make run` executes the notebook series and renders site/index.html;
-# `make test` runs the whole test suite. Both create .venv when it is missing.
+# `make run` executes copies of the notebook series (build/notebooks/) and renders site/index.html;
+# `make test` runs the whole test suite. Both create .venv when it is missing. Neither changes a tracked file.
+# `make notebooks` (maintainers) re-executes the committed notebooks in place, to commit fresh outputs.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test quick render bench check-site clean
+# OpenMP threads sleep instead of spinning while they wait: on a busy machine spinning threads made
+# torch 7-14x slower (README, "Threads and busy machines"). Kernels and tests also cap torch's threads.
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: run test quick notebooks render bench check-site clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,17 +18,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-## make run: execute every notebook top to bottom (full mode) and render site/index.html
+## make run: execute copies of every notebook (full mode) into build/notebooks/ and render site/ from them
 run: $(STAMP)
-	$(PY) -m interp_helpers.tutorial run
+	$(PY) -m tools.tutorial run
 
 ## make quick: the same in quick mode (INTERP_QUICK=1); executed copies go to build/quick/
 quick: $(STAMP)
-	$(PY) -m interp_helpers.tutorial run --quick
+	$(PY) -m tools.tutorial run --quick
+
+## make notebooks: (maintainers) re-execute the committed notebooks in place (full mode), then render site/
+notebooks: $(STAMP)
+	$(PY) -m tools.tutorial refresh
 
 ## make render: render site/ from the committed notebooks without executing them
 render: $(STAMP)
-	$(PY) -m interp_helpers.tutorial render
+	$(PY) -m tools.tutorial render
 
 ## make test: the whole suite, notebooks included (executed on copies in quick mode)
 test: $(STAMP)

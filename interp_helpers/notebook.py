@@ -81,8 +81,23 @@ def _choose(default_model: str, device: torch.device) -> tuple[LoadedModel, str]
         return load_model(_FALLBACK, device=device), reason
 
 
+#: The lowest resolution of a notebook's figures (the inline backend draws a figure at its dpi).
+MIN_FIGURE_DPI = 100
+
+
+def _figure_settings() -> None:
+    """Figures at no less than :data:`MIN_FIGURE_DPI` dpi (matplotlib's default is 100; an old inline
+    backend or a user's matplotlibrc may set less). Called by :func:`setup_notebook`, never at import."""
+    import matplotlib
+
+    if float(matplotlib.rcParams["figure.dpi"]) < MIN_FIGURE_DPI:
+        matplotlib.rcParams["figure.dpi"] = MIN_FIGURE_DPI
+
+
 def setup_notebook(default_model: str | None = None, *, seed: int = 0, verbose: bool = True) -> NotebookSetup:
     """Pick the model and settings for a notebook, and print them.
+
+    Also raises matplotlib's ``figure.dpi`` to at least :data:`MIN_FIGURE_DPI` (figures stay legible).
 
     Parameters
     ----------
@@ -99,6 +114,7 @@ def setup_notebook(default_model: str | None = None, *, seed: int = 0, verbose: 
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     quick = quick_mode()
+    _figure_settings()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, reason = (None, "no image model in this notebook") if default_model is None else _choose(default_model, device)
     setup = NotebookSetup(model=model, quick=quick, device=device, seed=seed, reason=reason)
