@@ -63,7 +63,7 @@ _M1 = 0xBF58476D1CE4E5B9
 _M2 = 0x94D049BB133111EB
 _SEED_DOMAIN = 0x6A09E667F3BCC909  # separates keys from the raw seed (sqrt(2) digits)
 _TAIL_CELLS = 8  # outermost cells on each side that use the exact tail tables
-_CPU_BLOCK_WORDS = 1 << 15  # CPU: words per block (256 KiB of int64): temporaries stay in cache
+_CPU_BLOCK_WORDS = 1 << 16  # CPU: words per block (512 KiB of int64): temporaries stay in cache
 _CUDA_BLOCK_WORDS = 1 << 24  # other devices: at most this many words at once (bounds memory)
 
 
@@ -112,10 +112,10 @@ _STEPS: dict[tuple[int, torch.device], torch.Tensor] = {}
 def _tables(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mid, slope)``, both of length 2^16 * (1 + 2 * _TAIL_CELLS), in ``dtype`` on ``device``.
 
-    A 32-bit draw is two signed 16-bit fields (c, s). Its probability cell is
-    ``cell = c mod 2^16`` (cell k holds u in [k, k + 1) / 2^16) and its position in
-    the cell ``p = s + 2^15``; u = (cell * 2^16 + p + 1/2) / 2^32.
-    Body (c outside [-8, 8)): row c + 2^15, z = mid + s * slope (linear in u between
+    A 32-bit draw, read as a signed int32, is U = c * 2^16 + p with c its signed top 16
+    bits and p in [0, 2^16) its low 16 bits. Its probability cell is ``cell = c mod 2^16``
+    (cell k holds u in [k, k + 1) / 2^16), and u = (cell * 2^16 + p + 1/2) / 2^32.
+    Body (c outside [-8, 8)): row c + 2^15, z = mid + p * slope (linear in u between
     the cell's exact quantiles). Tail (c in [-8, 8), i.e. the 8 outermost cells on each
     side): row (c + 9) * 2^16 + p, z = mid = Phi^-1(u) exactly, slope 0.
     Built on the CPU in float64, so every device gets the same values.
@@ -126,8 +126,8 @@ def _tables(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, tor
         c = torch.arange(cells + 1, dtype=torch.float64)
         knots = torch.special.ndtri(c / cells)  # Phi^-1 at the cell boundaries (+-inf at the ends)
         slope = (knots[1:] - knots[:-1]) / cells
-        # z at position p in [0, 2^16) of cell c: knots[c] + (p + 1/2) * slope[c], p = s + 2^15
-        mid = knots[:-1] + (cells / 2 + 0.5) * slope
+        # z at position p in [0, 2^16) of cell c: knots[c] + (p + 1/2) * slope[c]
+        mid = knots[:-1] + 0.5 * slope
         # body rows are ordered by the signed field c: row r <-> cell (r - 2^15) mod 2^16
         order = (torch.arange(cells) - cells // 2) % cells
         mid, slope = mid[order], slope[order]
@@ -162,11 +162,11 @@ def _steps(n_words: int, device: torch.device) -> torch.Tensor:
 class _Scratch:
     """Work buffers of one block shape, reused across the blocks of a call."""
 
-    def __init__(self, rows: int, n_words: int, device: torch.device) -> None:
+    def __init__(self, rows: int, n_words: int, device: torch.device, dtype: torch.dtype) -> None:
         self.tmp = torch.empty((rows, n_words), dtype=torch.int64, device=device)
-        self.c = torch.empty((rows, n_words, 2), dtype=torch.int32, device=device)
-        self.s = torch.empty((rows, n_words, 2), dtype=torch.int32, device=device)
-        self.t = torch.empty((rows, n_words, 2), dtype=torch.int32, device=device)
+        self.a = torch.empty((rows, 2 * n_words), dtype=torch.int32, device=device)
+        self.b = torch.empty((rows, 2 * n_words), dtype=torch.int32, device=device)
+        self.f = torch.empty((rows, 2 * n_words), dtype=dtype, device=device)
 
 
 def _normal_block(keys: torch.Tensor, w0: int, w1: int, out: torch.Tensor, mid: torch.Tensor,
@@ -177,26 +177,24 @@ def _normal_block(keys: torch.Tensor, w0: int, w1: int, out: torch.Tensor, mid: 
     (separate kernels, so never fused into an FMA): exact or correctly rounded
     on every device.
     """
-    rows = keys.shape[0]
     words = torch.add(steps[w0:w1].unsqueeze(0), keys.view(-1, 1))  # counters, (rows, w1 - w0)
     _fmix64_(words, scratch.tmp)
-    c32, s32, t = scratch.c, scratch.s, scratch.t
-    if sys.byteorder == "little":  # int16 fields of each word, low to high: s, c of normal 2w, then of 2w + 1
-        fields = words.view(torch.int16).view(rows, -1, 2, 2)
-        c32.copy_(fields[..., 1])
-        s32.copy_(fields[..., 0])
-    else:  # pragma: no cover - big-endian hosts: the same fields by arithmetic
-        halves = torch.stack([words & 0xFFFFFFFF, (words >> 32) & 0xFFFFFFFF], dim=-1)
-        c32.copy_(((halves >> 16) ^ 0x8000) - 0x8000)
-        s32.copy_(((halves & 0xFFFF) ^ 0x8000) - 0x8000)
-    # c, s: signed 16-bit fields. Table row c + 2^15 for the body; c in [-8, 8) are the tail
-    # cells, looked up at row (c + 9) * 2^16 + s + 2^15 of the tail tables.
-    tail = torch.add(c32, _TAIL_CELLS).bitwise_and_(-2 * _TAIL_CELLS) == 0
-    torch.add(s32, c32, alpha=1 << 16, out=t).add_((_TAIL_CELLS + 1) * (1 << 16) + (1 << 15))
-    index = torch.where(tail, t, c32.add_(1 << 15)).view(-1)
+    if sys.byteorder == "little":
+        draws = words.view(torch.int32)  # (rows, 2 * words): the low half of word w is draw 2w
+    else:  # pragma: no cover - big-endian hosts: the same halves by arithmetic
+        halves = torch.stack([words & 0xFFFFFFFF, (words >> 32) & 0xFFFFFFFF], dim=-1).flatten(-2)
+        draws = (halves - ((halves >> 31) << 32)).to(torch.int32)
+    # a draw U (signed int32) = c * 2^16 + p: cell c (signed), position p in [0, 2^16)
+    a, b, f = scratch.a, scratch.b, scratch.f
+    torch.bitwise_right_shift(draws, 16, out=a).add_(1 << 15)  # body row: c + 2^15
+    torch.sub(a, (1 << 15) - _TAIL_CELLS, out=b).bitwise_right_shift_(4)  # 0 <=> c in [-8, 8): tail
+    tail = b == 0
+    torch.add(draws, (_TAIL_CELLS + 1) << 16, out=b)  # tail row: (c + 9) * 2^16 + p
+    index = a.add_(b.sub_(a).mul_(tail)).view(-1)  # where(tail, b, a), several times faster on CPUs
     torch.index_select(mid, 0, index, out=out.view(-1))
-    step = slope.index_select(0, index).view(out.shape)
-    out.add_(step.mul_(s32.view(out.shape).to(out.dtype)))
+    torch.bitwise_and(draws, 0xFFFF, out=b)  # p (``a`` holds the index)
+    f.copy_(b)
+    out.add_(slope.index_select(0, index).view(out.shape).mul_(f))
 
 
 def normal_(out: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -218,22 +216,20 @@ def normal_(out: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     n_words = (n + 1) // 2
     steps = _steps(n_words, out.device)
     limit = _CPU_BLOCK_WORDS if out.device.type == "cpu" else _CUDA_BLOCK_WORDS
-    if out.device.type == "cpu" or rows * n_words > limit:
-        row_blocks = [(r, r + 1) for r in range(rows)] if n_words >= limit else \
-            [(r, min(rows, r + max(1, limit // n_words))) for r in range(0, rows, max(1, limit // n_words))]
-    else:
-        row_blocks = [(0, rows)]
+    per_block = max(1, limit // n_words)  # whole rows per block; long rows are split into word ranges
+    row_blocks = [(r, min(rows, r + per_block)) for r in range(0, rows, per_block)]
     scratch = None
     for r0, r1 in row_blocks:
         for w0 in range(0, n_words, limit):
             w1 = min(n_words, w0 + limit)
             stop = min(n, 2 * w1)
-            direct = table_dtype == out.dtype and (w0 == 0 and stop == n and n % 2 == 0)
-            block = out[r0:r1] if direct else torch.empty((r1 - r0, 2 * (w1 - w0)), dtype=table_dtype,
-                                                          device=out.device)
+            # write straight into ``out`` where the block is a contiguous slice of it
+            direct = table_dtype == out.dtype and stop == 2 * w1 and (r1 - r0 == 1 or (w0 == 0 and stop == n))
+            block = out[r0:r1, 2 * w0:stop] if direct else torch.empty(
+                (r1 - r0, 2 * (w1 - w0)), dtype=table_dtype, device=out.device)
             shape = (r1 - r0, w1 - w0)
             if scratch is None or scratch.tmp.shape != shape:
-                scratch = _Scratch(*shape, out.device)
+                scratch = _Scratch(*shape, out.device, table_dtype)
             _normal_block(keys[r0:r1], w0, w1, block, mid, slope, steps, scratch)
             if not direct:
                 out[r0:r1, 2 * w0:stop] = block[:, :stop - 2 * w0]

@@ -40,7 +40,7 @@ def ideal_normals(keys: list[int], n: int) -> np.ndarray:
     words = splitmix64_np(np.array(keys, dtype=np.int64).view(U64), (n + 1) // 2)
     halves = np.stack([words & U64(0xFFFFFFFF), words >> U64(32)], axis=-1).reshape(len(keys), -1)[:, :n]
     cell = (halves >> U64(16)).astype(np.float64)
-    pos = ((halves & U64(0xFFFF)) ^ U64(0x8000)).astype(np.float64)  # s + 2^15
+    pos = (halves & U64(0xFFFF)).astype(np.float64)
     u = (cell * 65536 + pos + 0.5) / 2.0**32
     return special.ndtri(u)
 

@@ -334,8 +334,8 @@ def test_checkpoints_equal_separate_runs(variant, antithetic):
     path = smoothgrad_checkpoints(rec, x, [1, 4], [1, 2, 5, 8], **kw)
     assert sum(rec.batches) == 2 * 8  # one run of max(checkpoints) samples
     assert len(path) == 4
-    for n, est in zip([1, 2, 5, 8], path):
-        torch.testing.assert_close(est, smoothgrad(rec, x, [1, 4], n_samples=n, **kw), rtol=1e-4, atol=1e-7)
+    for n, est in zip([1, 2, 5, 8], path):  # the same noise; float32 sums merged in another order
+        torch.testing.assert_close(est, smoothgrad(rec, x, [1, 4], n_samples=n, **kw), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("checkpoints", [[], [0, 2], [3, 3], [4, 2], "12", 5, [1.5]])
