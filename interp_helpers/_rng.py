@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import torch
 
-__all__ = ["check_seed", "derive_seed", "generator", "normal_", "stream_key"]
+__all__ = ["check_seed", "derive_seed", "generator", "normal_", "stream_key", "uniforms"]
 
 
 def check_seed(seed: int | None, name: str = "seed") -> int:
@@ -92,6 +92,21 @@ def stream_key(seed: int, *index: int) -> int:
     for i in index:
         k = _fmix64(k + (int(i) + 1) * _GAMMA)
     return _signed(k)
+
+
+_UNIFORM_DOMAIN = 0xBB67AE8584CAA73B  # separates uniform draws from the normal noise (sqrt(3) digits)
+
+
+def uniforms(seed: int, *index: int, n: int) -> list[float]:
+    """``n`` floats in [0, 1), 53 random bits each, of the stream ``(seed, *index)``.
+
+    Counter-based like :func:`normal_` (word w of a SplitMix64 stream, in pure Python,
+    so the same on every machine): the k-th value does not depend on ``n``. For the
+    few scalar draws of a method (crop positions, background indices, path points);
+    separated from the normal noise of the same index by a domain constant.
+    """
+    k = _fmix64((stream_key(seed, *index) & _MASK64) ^ _UNIFORM_DOMAIN)
+    return [(_fmix64(k + (w + 1) * _GAMMA) >> 11) * 2.0**-53 for w in range(n)]
 
 
 def _fmix64_(x: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:

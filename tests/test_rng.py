@@ -212,3 +212,12 @@ def test_cuda_is_bit_identical_to_cpu():
         gpu = _rng.normal_(torch.empty(len(keys), n, dtype=dtype, device="cuda"),
                            torch.tensor(keys, device="cuda"))
         assert torch.equal(gpu.cpu(), cpu), (n, dtype)
+
+
+def test_uniforms():
+    u = np.array([_rng.uniforms(2, i, n=50) for i in range(400)])
+    assert ((u >= 0) & (u < 1)).all()
+    assert stats.kstest(u.ravel(), "uniform").pvalue > 1e-3
+    assert abs(corr(u[:, :-1], u[:, 1:])) < 5 / math.sqrt(u[:, 1:].size)
+    assert _rng.uniforms(2, 7, n=3) == _rng.uniforms(2, 7, n=50)[:3]  # a prefix: does not depend on n
+    assert _rng.uniforms(2, 7, n=3) != _rng.uniforms(3, 7, n=3) != _rng.uniforms(2, 8, n=3)
