@@ -120,12 +120,16 @@ def _fmix64_(x: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
     return x
 
 
-_TABLES: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+_TABLES: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 _STEPS: dict[tuple[int, torch.device], torch.Tensor] = {}
 
 
-def _tables(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(mid, slope)``, both of length 2^16 * (1 + 2 * _TAIL_CELLS), in ``dtype`` on ``device``.
+def _tables(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The (mid, slope) pairs, 2^16 * (1 + 2 * _TAIL_CELLS) rows, in ``dtype`` on ``device``.
+
+    Returned as a 1-D tensor whose elements are the pairs reinterpreted as one wider
+    element (float64 for float32 pairs, complex128 for float64 pairs), so that a row is
+    fetched by one gather.
 
     A 32-bit draw, read as a signed int32, is U = c * 2^16 + p with c its signed top 16
     bits and p in [0, 2^16) its low 16 bits. Its probability cell is ``cell = c mod 2^16``
@@ -159,7 +163,9 @@ def _tables(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, tor
             blocks.append(-torch.special.ndtri(mirror) if c < 0 else torch.special.ndtri(u))
         mid = torch.cat([mid, *blocks])
         slope = torch.cat([slope, torch.zeros(2 * _TAIL_CELLS * cells, dtype=torch.float64)])
-        _TABLES[key] = (mid.to(dtype).to(device), slope.to(dtype).to(device))
+        pairs = torch.stack([mid, slope], dim=1).to(dtype).contiguous()
+        wide = torch.float64 if dtype == torch.float32 else torch.complex128
+        _TABLES[key] = pairs.view(wide).view(-1).to(device)
     return _TABLES[key]
 
 
@@ -184,8 +190,8 @@ class _Scratch:
         self.f = torch.empty((rows, 2 * n_words), dtype=dtype, device=device)
 
 
-def _normal_block(keys: torch.Tensor, w0: int, w1: int, out: torch.Tensor, mid: torch.Tensor,
-                  slope: torch.Tensor, steps: torch.Tensor, scratch: _Scratch) -> None:
+def _normal_block(keys: torch.Tensor, w0: int, w1: int, out: torch.Tensor, table: torch.Tensor,
+                  steps: torch.Tensor, scratch: _Scratch) -> None:
     """Normals for words [w0, w1) of each stream in ``keys`` into ``out`` ``(len(keys), 2 * (w1 - w0))``.
 
     Only integer operations, table look-ups, one multiplication and one addition
@@ -206,10 +212,11 @@ def _normal_block(keys: torch.Tensor, w0: int, w1: int, out: torch.Tensor, mid: 
     tail = b == 0
     torch.add(draws, (_TAIL_CELLS + 1) << 16, out=b)  # tail row: (c + 9) * 2^16 + p
     index = a.add_(b.sub_(a).mul_(tail)).view(-1)  # where(tail, b, a), several times faster on CPUs
-    torch.index_select(mid, 0, index, out=out.view(-1))
-    torch.bitwise_and(draws, 0xFFFF, out=b)  # p (``a`` holds the index)
+    # one gather of (mid, slope) pairs, each read as a single 8- (or 16-) byte element
+    pair = torch.index_select(table, 0, index).view(out.dtype).view(*out.shape, 2)
+    torch.bitwise_and(draws, 0xFFFF, out=b)  # p
     f.copy_(b)
-    out.add_(slope.index_select(0, index).view(out.shape).mul_(f))
+    torch.add(pair[..., 0], f.mul_(pair[..., 1]), out=out)
 
 
 def normal_(out: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -227,7 +234,7 @@ def normal_(out: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     if rows == 0 or n == 0:
         return out
     table_dtype = out.dtype if out.dtype in (torch.float32, torch.float64) else torch.float32
-    mid, slope = _tables(table_dtype, out.device)
+    table = _tables(table_dtype, out.device)
     n_words = (n + 1) // 2
     steps = _steps(n_words, out.device)
     limit = _CPU_BLOCK_WORDS if out.device.type == "cpu" else _CUDA_BLOCK_WORDS
@@ -245,7 +252,7 @@ def normal_(out: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
             shape = (r1 - r0, w1 - w0)
             if scratch is None or scratch.tmp.shape != shape:
                 scratch = _Scratch(*shape, out.device, table_dtype)
-            _normal_block(keys[r0:r1], w0, w1, block, mid, slope, steps, scratch)
+            _normal_block(keys[r0:r1], w0, w1, block, table, steps, scratch)
             if not direct:
                 out[r0:r1, 2 * w0:stop] = block[:, :stop - 2 * w0]
     return out
