@@ -221,3 +221,40 @@ def test_uniforms():
     assert abs(corr(u[:, :-1], u[:, 1:])) < 5 / math.sqrt(u[:, 1:].size)
     assert _rng.uniforms(2, 7, n=3) == _rng.uniforms(2, 7, n=50)[:3]  # a prefix: does not depend on n
     assert _rng.uniforms(2, 7, n=3) != _rng.uniforms(3, 7, n=3) != _rng.uniforms(2, 8, n=3)
+
+
+def test_fused_kernel_equals_tensor_path_in_triton_interpreter():
+    # the CUDA kernel's arithmetic, run by Triton's CPU interpreter, against the tensor path
+    pytest.importorskip("triton")
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from interp_helpers import _rng\n"
+        "keys = torch.tensor([_rng.stream_key(0, 0, j) for j in range(3)] + [-1, 0])\n"
+        "for n in (1, 6, 2049, 3001):\n"
+        "    for dt in (torch.float32, torch.float64):\n"
+        "        ref = _rng.normal_(torch.empty(5, n, dtype=dt), keys)\n"
+        "        out = torch.full((5, n), float('nan'), dtype=dt)\n"
+        "        assert _rng._normal_triton(out, keys, _rng._tables(dt, torch.device('cpu')))\n"
+        "        assert torch.equal(out, ref), (n, dt)\n"
+        "print('ok')\n"
+    )
+    env = {**__import__("os").environ, "TRITON_INTERPRET": "1"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-2000:]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fused_kernel_and_tensor_path_agree(monkeypatch):
+    keys = torch.tensor([_rng.stream_key(3, i) for i in range(9)], device="cuda")
+    fused = _rng.normal_(torch.empty(9, 150_528, device="cuda"), keys)
+    try:
+        import triton  # noqa: F401
+
+        assert _rng._TRITON.get("kernel") is not None  # the fused kernel ran
+    except ImportError:
+        pass
+    monkeypatch.setattr(_rng, "_USE_TRITON", False)
+    assert torch.equal(_rng.normal_(torch.empty(9, 150_528, device="cuda"), keys), fused)
