@@ -9,7 +9,10 @@ For each model, one 224 x 224 image, ``n`` noisy samples, batch size ``B``:
 * ``naive`` (``--naive``) -- the textbook loop: one noisy copy at a time,
   ``model(x)[0, t].backward()`` (parameter gradients computed too);
 * ``ours_v0`` (``--legacy``) -- ours with the previous noise generator (one
-  ``torch.Generator`` re-seeded per sample, one ``normal_`` launch per sample).
+  ``torch.Generator`` re-seeded per sample, one ``normal_`` launch per sample);
+* ``ours_core`` (``--core``) -- ours without its argument checks and without
+  ``frozen_model`` (parameters frozen by the same loop as the floor's): the noise
+  loop alone, to separate its cost from the per-call bookkeeping.
 
 Timing uses ``torch.utils.benchmark.Timer`` (``num_threads`` set, CUDA synchronised by its
 timer) with ``blocked_autorange``. The methods are interleaved: each *round* measures every
@@ -31,6 +34,7 @@ Writes ``benchmarks/results/smoothgrad_<device>.json`` and prints markdown table
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -47,7 +51,7 @@ import torch
 from torch.utils import benchmark
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METHOD_ORDER = ("floor", "ours", "captum", "ours_v0", "naive")
+METHOD_ORDER = ("floor", "ours", "captum", "ours_core", "ours_v0", "naive")
 
 
 # --------------------------------------------------------------------------- models
@@ -95,7 +99,7 @@ _LEGACY_COUNTER = [0]
 
 
 def make_methods(model: torch.nn.Module, x: torch.Tensor, target: int, n: int, batch: int,
-                 naive: bool, legacy: bool) -> dict[str, Callable[[], object]]:
+                 naive: bool, legacy: bool, core: bool = False) -> dict[str, Callable[[], object]]:
     from captum.attr import NoiseTunnel, Saliency
 
     from interp_helpers import saliency
@@ -114,6 +118,22 @@ def make_methods(model: torch.nn.Module, x: torch.Tensor, target: int, n: int, b
             return ours()
         finally:
             saliency._noise_into = current
+
+    sigmas = noise_sigma(x, 0.15)
+    tgts = torch.full((x.shape[0],), target, device=x.device)
+
+    def ours_core() -> torch.Tensor:
+        params = [(p, p.requires_grad) for p in model.parameters()]
+        for p, _ in params:
+            p.requires_grad_(False)
+        try:
+            (res,) = saliency._noise_averaged(
+                functools.partial(saliency._input_gradient, max_target=target), model, x, tgts,
+                checkpoints=[n], sigma=sigmas, variant="smoothgrad", batch_size=batch, seed=0, antithetic=False)
+        finally:
+            for p, rg in params:
+                p.requires_grad_(rg)
+        return res
 
     def captum() -> torch.Tensor:
         return nt.attribute(x, nt_type="smoothgrad", nt_samples=n, nt_samples_batch_size=batch,
@@ -152,6 +172,8 @@ def make_methods(model: torch.nn.Module, x: torch.Tensor, target: int, n: int, b
         return g
 
     methods = {"floor": floor, "ours": ours, "captum": captum}
+    if core:
+        methods["ours_core"] = ours_core
     if legacy:
         methods["ours_v0"] = ours_v0
     if naive:
@@ -308,9 +330,9 @@ def markdown(rows: list[dict]) -> str:
     methods = [m for m in METHOD_ORDER if rows and m in rows[0]["methods"]]
     head = ["model", "n", "B"] + [f"{m} (s) median [IQR]" for m in methods] + [
         "ours/floor [95 % CI]", "captum/floor [95 % CI]", "ours/captum [95 % CI]"]
-    if rows and "ours_v0" in rows[0]["methods"]:
-        head.append("ours_v0/floor [95 % CI]")
-    head += ["noise/sample", "overhead", "load (before, after)"]
+    extras = [e for e in ("ours_core", "ours_v0") if rows and e in rows[0]["methods"]]
+    head += [f"{e}/floor [95 % CI]" for e in extras]
+    head += ["noise/sample", "overhead", "frozen_model", "load (before, after)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["model"], str(r["n"]), str(r["batch"])]
@@ -319,9 +341,9 @@ def markdown(rows: list[dict]) -> str:
             cells.append(f"{s['median']:.4g} [{s['q25']:.4g}, {s['q75']:.4g}]")
         cells += [fmt_ratio(r["ratios"]["ours/floor"]), fmt_ratio(r["ratios"]["captum/floor"]),
                   fmt_ratio(r["ratios"]["ours/captum"])]
-        if "ours_v0/floor" in r["ratios"]:
-            cells.append(fmt_ratio(r["ratios"]["ours_v0/floor"]))
-        cells += [f"{r['noise_per_sample_s'] * 1e6:.0f} µs", f"{100 * r['overhead_fraction_of_floor']:.1f} %",
+        cells += [fmt_ratio(r["ratios"][f"{e}/floor"]) for e in extras]
+        cells += [f"{r['noise_per_sample_s'] * 1e6:.1f} µs", f"{100 * r['overhead_fraction_of_floor']:.1f} %",
+                  f"{r['frozen_model_s'] * 1e3:.2f} ms = {100 * r['frozen_model_fraction_of_floor']:.1f} %",
                   f"{r['load_before'][0] if r['load_before'] else '?'}, {r['load_after'][0] if r['load_after'] else '?'}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -337,6 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=None)
     parser.add_argument("--naive", action="store_true", help="also time the textbook loop")
     parser.add_argument("--legacy", action="store_true", help="also time ours with the previous noise generator")
+    parser.add_argument("--core", action="store_true", help="also time ours without checks and frozen_model")
     parser.add_argument("--rss", action="store_true", help="peak memory of n = 200 vs n = 20 (subprocesses)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
@@ -375,7 +398,8 @@ def main(argv: list[str] | None = None) -> None:
         load_before = loadavg()
         model = build_model(name, device)
         x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(device)
-        methods = make_methods(model, x, target=1, n=n, batch=batch, naive=args.naive, legacy=args.legacy)
+        methods = make_methods(model, x, target=1, n=n, batch=batch, naive=args.naive, legacy=args.legacy,
+                               core=args.core)
         times = interleaved(methods, rounds, min_run_time, threads)
         # what ours adds: the noise alone, and smoothgrad on a trivial model (noise + sums + bookkeeping)
         keys = torch.tensor([_rng.stream_key(0, 0, j) for j in range(batch)], device=device)
@@ -385,17 +409,26 @@ def main(argv: list[str] | None = None) -> None:
         m = max(n, 64)
         over = per_sample(lambda: smoothgrad(trivial, x, 1, n_samples=m, noise_level=0.15, batch_size=batch, seed=0),
                           m, threads, min_run_time)
+        from interp_helpers._checks import frozen_model
+
+        def freeze() -> None:
+            with frozen_model(model):
+                pass
+
+        freeze_s = per_sample(freeze, 1, threads, min_run_time)
         floor_med = statistics.median(times["floor"])
         ratios = {"ours/floor": ratio_summary(times["ours"], times["floor"]),
                   "captum/floor": ratio_summary(times["captum"], times["floor"]),
                   "ours/captum": ratio_summary(times["ours"], times["captum"])}
-        if "ours_v0" in times:
-            ratios["ours_v0/floor"] = ratio_summary(times["ours_v0"], times["floor"])
+        for extra in ("ours_v0", "ours_core"):
+            if extra in times:
+                ratios[f"{extra}/floor"] = ratio_summary(times[extra], times["floor"])
         if "naive" in times:
             ratios["naive/ours"] = ratio_summary(times["naive"], times["ours"])
         rows.append({"model": name, "n": n, "batch": batch, "rounds": rounds, "times_s": times,
                      "methods": {k: summary(v) for k, v in times.items()}, "ratios": ratios,
-                     "noise_per_sample_s": noise, "overhead_per_sample_s": over,
+                     "noise_per_sample_s": noise, "overhead_per_sample_s": over, "frozen_model_s": freeze_s,
+                     "frozen_model_fraction_of_floor": freeze_s / floor_med,
                      "overhead_fraction_of_floor": over * n / floor_med,
                      "load_before": load_before, "load_after": loadavg()})
         print(f"[{time.perf_counter() - t_start:6.1f}s] {name}: "

@@ -18,4 +18,4 @@ PY=${PYTHON:-python3}
   uptime
 } 2>&1 | tee "$OUT/env.txt"
 $PY -m pytest tests/test_rng.py tests/test_saliency.py -q -p no:cacheprovider -k "(cuda or test_rng) and not interpreter" 2>&1 | tee "$OUT/tests.txt"
-$PY benchmarks/bench_smoothgrad.py --device cuda --legacy --rss --out "$OUT/smoothgrad_cuda.json" 2>&1 | tee "$OUT/bench.txt"
+$PY benchmarks/bench_smoothgrad.py --device cuda --legacy --core --rss --out "$OUT/smoothgrad_cuda.json" 2>&1 | tee "$OUT/bench.txt"

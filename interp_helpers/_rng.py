@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["check_seed", "derive_seed", "generator", "normal_", "stream_key", "uniforms"]
+__all__ = ["check_seed", "derive_seed", "generator", "normal_", "stream_key", "substream_key", "uniforms"]
 
 
 def check_seed(seed: int | None, name: str = "seed") -> int:
@@ -109,6 +109,12 @@ def uniforms(seed: int, *index: int, n: int) -> list[float]:
     """
     k = _fmix64((stream_key(seed, *index) & _MASK64) ^ _UNIFORM_DOMAIN)
     return [(_fmix64(k + (w + 1) * _GAMMA) >> 11) * 2.0**-53 for w in range(n)]
+
+
+def substream_key(key: int, index: int) -> int:
+    """The key of stream ``(*parent, index)`` from the parent's key: ``stream_key(seed, i, j) ==
+    substream_key(stream_key(seed, i), j)``. Spares re-deriving a shared prefix."""
+    return _signed(_fmix64((int(key) & _MASK64) + (int(index) + 1) * _GAMMA))
 
 
 def _fmix64_(x: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:

@@ -188,7 +188,20 @@ def _noise_keys(seed: int, image_index: Sequence[int], sample_index: Sequence[in
 
     With ``antithetic``, samples 2m and 2m+1 share the stream of pair m.
     """
-    return [_rng.stream_key(seed, i, j // 2 if antithetic else j) for i, j in zip(image_index, sample_index)]
+    image_keys: dict[int, int] = {}
+    keys = []
+    for i, j in zip(image_index, sample_index):
+        if i not in image_keys:
+            image_keys[i] = _rng.stream_key(seed, i)
+        keys.append(_rng.substream_key(image_keys[i], j // 2 if antithetic else j))
+    return keys
+
+
+def _to_device(values: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor on ``device``; to a GPU through pinned memory, without waiting for it."""
+    if device.type == "cuda":
+        return values.pin_memory().to(device, non_blocking=True)
+    return values.to(device)
 
 
 def _noise_into(buf: torch.Tensor, keys: torch.Tensor, scale: torch.Tensor) -> None:
@@ -204,10 +217,11 @@ def _noise_into(buf: torch.Tensor, keys: torch.Tensor, scale: torch.Tensor) -> N
 def _row_scales(std: Sequence[float] | torch.Tensor, sample_index: Sequence[int], antithetic: bool,
                 dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """std[k], negated for the odd member of an antithetic pair (exact in any dtype)."""
-    std = torch.as_tensor(std, dtype=dtype).to(device)
+    std = torch.as_tensor(std, dtype=dtype)
+    std = std.to(device) if std.device.type != "cpu" else _to_device(std, device)
     if antithetic:
-        sign = torch.tensor([-1.0 if j % 2 else 1.0 for j in sample_index], dtype=dtype).to(device)
-        std = std * sign
+        sign = torch.tensor([-1.0 if j % 2 else 1.0 for j in sample_index], dtype=dtype)
+        std = std * _to_device(sign, device)
     return std
 
 
@@ -223,7 +237,7 @@ def _fill_noise(buf: torch.Tensor, image_index: Sequence[int], sample_index: Seq
     rows = buf.shape[0]
     keys = torch.tensor(_noise_keys(seed, image_index, sample_index, antithetic), dtype=torch.int64)
     scale = _row_scales([1.0] * rows if std is None else std, sample_index, antithetic, buf.dtype, buf.device)
-    _noise_into(buf, keys.to(buf.device), scale)
+    _noise_into(buf, _to_device(keys, buf.device), scale)
 
 
 def add_noise(inputs: torch.Tensor, noise_level: float, *, seed: int | None = None,
@@ -321,7 +335,8 @@ def _accumulate(
     # every row's noise stream and scale, computed once and sent to the device in one copy each
     all_images = [k // m for k in range(total)]
     all_samples = [samples[k % m] for k in range(total)]
-    keys = torch.tensor(_noise_keys(seed, all_images, all_samples, antithetic), dtype=torch.int64).to(x.device)
+    keys = torch.tensor(_noise_keys(seed, all_images, all_samples, antithetic), dtype=torch.int64)
+    keys = _to_device(keys, x.device)
     scales = _row_scales(sigma.repeat_interleave(m), all_samples, antithetic, x.dtype, x.device)
     for start in range(0, total, batch_size):
         stop = min(start + batch_size, total)

@@ -258,3 +258,8 @@ def test_cuda_fused_kernel_and_tensor_path_agree(monkeypatch):
         pass
     monkeypatch.setattr(_rng, "_USE_TRITON", False)
     assert torch.equal(_rng.normal_(torch.empty(9, 150_528, device="cuda"), keys), fused)
+
+
+def test_substream_keys_extend_stream_keys():
+    for seed, i, j in ((0, 0, 0), (5, 3, 9), (2**40, 7, 2**33)):
+        assert _rng.substream_key(_rng.stream_key(seed, i), j) == _rng.stream_key(seed, i, j)
