@@ -25,8 +25,8 @@ difference is resolved. ``noise/sample`` times the counter-based noise of one sa
 sample (noise, sums, bookkeeping: all that ours adds to the floor) as a fraction of the floor.
 The load average (``os.getloadavg``) is recorded before and after each model.
 
-    python benchmarks/bench_smoothgrad.py --threads 1      # CPU, ~3 minutes
-    python benchmarks/bench_smoothgrad.py --device cuda    # GPU
+    python benchmarks/bench_smoothgrad.py --threads 1 --core --legacy   # CPU, ~3 minutes
+    python benchmarks/bench_smoothgrad.py --device cuda --core --legacy --rss   # GPU (benchmarks/gpu_run.sh)
     python benchmarks/bench_smoothgrad.py --quick          # smoke run
 
 Writes ``benchmarks/results/smoothgrad_<device>.json`` and prints markdown tables.
@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     gpu = device.type == "cuda"
     threads = torch.get_num_threads()
-    rounds = args.rounds or (3 if args.quick else 15 if gpu else 8)
+    rounds = args.rounds or (3 if args.quick else 15 if gpu else 6)
     if rounds < 3:
         parser.error(f"--rounds must be >= 3, got {rounds}")
     min_run_time = args.min_run_time or (0.25 if gpu else 0.2)
@@ -383,8 +383,8 @@ def main(argv: list[str] | None = None) -> None:
         plan = {"efficientnet_lite0": (8, 4)}
     elif gpu:
         plan = {"resnet50": (64, 32), "densenet121": (64, 32), "efficientnet_lite0": (64, 32)}
-    else:  # sized so that the whole CPU run stays around 3 minutes at 1 thread
-        plan = {"efficientnet_lite0": (8, 8), "resnet50": (4, 4), "densenet121": (4, 4)}
+    else:  # sized so that the whole CPU run stays around 3 minutes at 1 thread (add densenet121 with --models)
+        plan = {"efficientnet_lite0": (8, 8), "resnet50": (4, 4)}
     if args.models:
         plan = {m: plan.get(m, (8, 4)) for m in args.models}
 
