@@ -1,8 +1,15 @@
 """Counter-based randomness: every draw is a function of ``(seed, stream, index)``.
 
-Noise for sample ``j`` of image ``i`` is drawn from a generator seeded by
-``(seed, i, j)`` only, so results are identical whatever the batch size or
-the order in which chunks are processed, and the global RNG is never touched.
+* :func:`normal_` / :func:`stream_key` -- the noise of SmoothGrad and its variants:
+  element e of sample j of image i is a pure function of ``(seed, i, j, e)``, computed
+  for a whole chunk in a fixed number of tensor operations (one fused kernel on CUDA),
+  bit for bit the same on every device and for every batch size or chunking.
+* :func:`uniforms` -- a method's few scalar draws (expected gradients' background index
+  and path point, random crops), from the same kind of counter stream.
+* :func:`derive_seed` / :func:`generator` -- a seeded ``torch.Generator`` for code that
+  needs one (re-initialising parameters in the sanity checks).
+
+The global RNG is never touched.
 """
 from __future__ import annotations
 
