@@ -1,29 +1,42 @@
-"""Benchmark interp_helpers.smoothgrad against Captum, a naive loop and the floor.
+"""Benchmark interp_helpers.smoothgrad against Captum's NoiseTunnel and the forward+backward floor.
 
-For each model, one image, ``n`` noisy samples, batch size ``B``:
+For each model, one 224 x 224 image, ``n`` noisy samples, batch size ``B``:
 
-* ``ours``     -- ``interp_helpers.smoothgrad(..., n_samples=n, batch_size=B)``;
-* ``captum``   -- ``NoiseTunnel(Saliency(model)).attribute(nt_samples=n, nt_samples_batch_size=B, abs=False)``;
-* ``naive``    -- the textbook loop: one noisy copy at a time, ``model(x)[0, t].backward()``
-  (parameters keep ``requires_grad``, so their gradients are computed too), sum ``x.grad``;
-* ``floor``    -- the same number of forward + backward passes at batch size ``B`` on
-  pre-built noisy copies, parameters frozen, ``torch.autograd.grad`` w.r.t. the input, nothing else;
-* ``ours_bs1`` (with ``--ablation``) -- ours with ``batch_size=1``: separates the gain of
-  batching from the gain of not computing parameter gradients.
+* ``ours``   -- ``interp_helpers.smoothgrad(..., n_samples=n, batch_size=B, seed=0)``;
+* ``captum`` -- ``NoiseTunnel(Saliency(model)).attribute(nt_samples=n, nt_samples_batch_size=B, abs=False)``;
+* ``floor``  -- the same n forward + backward passes at batch size B on pre-built noisy
+  copies, parameters frozen, ``torch.autograd.grad`` w.r.t. the input, nothing else;
+* ``naive`` (``--naive``) -- the textbook loop: one noisy copy at a time,
+  ``model(x)[0, t].backward()`` (parameter gradients computed too);
+* ``ours_v0`` (``--legacy``) -- ours with the previous noise generator (one
+  ``torch.Generator`` re-seeded per sample, one ``normal_`` launch per sample);
+* ``ours_core`` (``--core``) -- ours without its argument checks and without
+  ``frozen_model`` (parameters frozen by the same loop as the floor's): the noise
+  loop alone, to separate its cost from the per-call bookkeeping.
 
-Methods are interleaved inside each repeat (order rotated), after one warm-up call
-each; the table reports medians. Peak RSS of ``smoothgrad`` for n = 200 vs n = 20 is
-measured in fresh subprocesses (``resource.getrusage``). Uses CUDA when available.
+Timing uses ``torch.utils.benchmark.Timer`` (``num_threads`` set, CUDA synchronised by its
+timer) with ``blocked_autorange``. The methods are interleaved: each *round* measures every
+method once, in an order rotated from round to round, so slow drifts of a shared machine hit
+all methods alike. Each measurement is the median of its blocks; the report gives, over the
+rounds, the median and the inter-quartile range (IQR) of each method, and the median of the
+per-round ratios with a bootstrap 95 % confidence interval -- the interval says whether a 2 %
+difference is resolved. ``noise/sample`` times the counter-based noise of one sample alone
+(``interp_helpers._rng.normal_``), and ``overhead`` is ``smoothgrad`` on a trivial model per
+sample (noise, sums, bookkeeping: all that ours adds to the floor) as a fraction of the floor.
+The load average (``os.getloadavg``) is recorded before and after each model.
 
-    python benchmarks/bench_smoothgrad.py            # ~2 minutes on a 2-core CPU
-    python benchmarks/bench_smoothgrad.py --quick    # efficientnet_lite0 only, smaller n
+    python benchmarks/bench_smoothgrad.py --threads 1 --core --legacy   # CPU, ~3 minutes
+    python benchmarks/bench_smoothgrad.py --device cuda --core --legacy --rss   # GPU (benchmarks/gpu_run.sh)
+    python benchmarks/bench_smoothgrad.py --quick          # smoke run
 
-Writes ``benchmarks/results/smoothgrad_<device>.json`` and prints a markdown table.
+Writes ``benchmarks/results/smoothgrad_<device>.json`` and prints markdown tables.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import platform
 import resource
 import statistics
@@ -33,9 +46,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
+from torch.utils import benchmark
 
 RESULTS = Path(__file__).resolve().parent / "results"
+METHOD_ORDER = ("floor", "ours", "captum", "ours_core", "ours_v0", "naive")
 
 
 # --------------------------------------------------------------------------- models
@@ -65,10 +81,28 @@ def sync(device: torch.device) -> None:
 # --------------------------------------------------------------------------- methods
 
 
+def _legacy_noise_into(buf: torch.Tensor, keys: torch.Tensor, scale: torch.Tensor) -> None:
+    """The cost of the previous generator: per sample, a seed derived on the host (NumPy's
+    SeedSequence), a torch.Generator re-seeded and one ``normal_`` launch. (Its noise is not
+    the same as ours: only its cost matters here; the host never waits for ``keys``.)"""
+    from interp_helpers import _rng
+
+    gen = torch.Generator(device=buf.device)
+    for k in range(buf.shape[0]):
+        _LEGACY_COUNTER[0] += 1
+        gen.manual_seed(_rng.derive_seed(0, _LEGACY_COUNTER[0]))
+        buf[k].normal_(generator=gen)
+    buf.view(buf.shape[0], -1).mul_(scale.view(-1, 1))
+
+
+_LEGACY_COUNTER = [0]
+
+
 def make_methods(model: torch.nn.Module, x: torch.Tensor, target: int, n: int, batch: int,
-                 ablation: bool) -> dict[str, Callable[[], torch.Tensor]]:
+                 naive: bool, legacy: bool, core: bool = False) -> dict[str, Callable[[], object]]:
     from captum.attr import NoiseTunnel, Saliency
 
+    from interp_helpers import saliency
     from interp_helpers.saliency import noise_sigma, smoothgrad
 
     sigma = float(noise_sigma(x, 0.15)[0])
@@ -77,8 +111,29 @@ def make_methods(model: torch.nn.Module, x: torch.Tensor, target: int, n: int, b
     def ours() -> torch.Tensor:
         return smoothgrad(model, x, target, n_samples=n, noise_level=0.15, batch_size=batch, seed=0)
 
-    def ours_bs1() -> torch.Tensor:
-        return smoothgrad(model, x, target, n_samples=n, noise_level=0.15, batch_size=1, seed=0)
+    def ours_v0() -> torch.Tensor:
+        current = saliency._noise_into
+        saliency._noise_into = _legacy_noise_into
+        try:
+            return ours()
+        finally:
+            saliency._noise_into = current
+
+    sigmas = noise_sigma(x, 0.15)
+    tgts = torch.full((x.shape[0],), target, device=x.device)
+
+    def ours_core() -> torch.Tensor:
+        params = [(p, p.requires_grad) for p in model.parameters()]
+        for p, _ in params:
+            p.requires_grad_(False)
+        try:
+            (res,) = saliency._noise_averaged(
+                functools.partial(saliency._input_gradient, max_target=target), model, x, tgts,
+                checkpoints=[n], sigma=sigmas, variant="smoothgrad", batch_size=batch, seed=0, antithetic=False)
+        finally:
+            for p, rg in params:
+                p.requires_grad_(rg)
+        return res
 
     def captum() -> torch.Tensor:
         return nt.attribute(x, nt_type="smoothgrad", nt_samples=n, nt_samples_batch_size=batch,
@@ -86,7 +141,7 @@ def make_methods(model: torch.nn.Module, x: torch.Tensor, target: int, n: int, b
 
     gen = torch.Generator(device=x.device).manual_seed(0)
 
-    def naive() -> torch.Tensor:
+    def naive_loop() -> torch.Tensor:
         total = torch.zeros_like(x)
         for _ in range(n):
             noisy = (x + sigma * torch.randn(x.shape, generator=gen, device=x.device)).requires_grad_(True)
@@ -96,10 +151,10 @@ def make_methods(model: torch.nn.Module, x: torch.Tensor, target: int, n: int, b
         return total / n
 
     # The floor's inputs are noisy copies like ours (built once, outside the timing): the
-    # cost of a pass can depend on the data (identical rows ran a few % faster here).
+    # cost of a pass can depend on the data (identical rows ran a few % faster on a CPU).
     noisy_all = x + sigma * torch.randn((n, *x.shape[1:]), generator=torch.Generator().manual_seed(1)).to(x.device)
     chunks = [noisy_all[i:i + batch].clone() for i in range(0, n, batch)]
-    targets = {c.shape[0]: torch.full((c.shape[0],), target, device=x.device) for c in chunks}
+    targets = {c.shape[0]: torch.full((c.shape[0], 1), target, device=x.device) for c in chunks}
 
     def floor() -> torch.Tensor:
         params = [(p, p.requires_grad) for p in model.parameters()]
@@ -109,16 +164,20 @@ def make_methods(model: torch.nn.Module, x: torch.Tensor, target: int, n: int, b
             for xb in chunks:
                 xb.requires_grad_(True)
                 out = model(xb)
-                (g,) = torch.autograd.grad(out.gather(1, targets[xb.shape[0]].view(-1, 1)).sum(), xb)
+                (g,) = torch.autograd.grad(out.gather(1, targets[xb.shape[0]]).sum(), xb)
                 xb.requires_grad_(False)
         finally:
             for p, rg in params:
                 p.requires_grad_(rg)
         return g
 
-    methods = {"ours": ours, "captum": captum, "naive": naive, "floor": floor}
-    if ablation:
-        methods["ours_bs1"] = ours_bs1
+    methods = {"floor": floor, "ours": ours, "captum": captum}
+    if core:
+        methods["ours_core"] = ours_core
+    if legacy:
+        methods["ours_v0"] = ours_v0
+    if naive:
+        methods["naive"] = naive_loop
     return methods
 
 
@@ -129,43 +188,48 @@ class _Trivial(torch.nn.Module):
         return x[:, 0, 0, :8]
 
 
-def overhead_per_sample(x: torch.Tensor, n: int, batch: int, repeats: int, device: torch.device) -> float:
-    """Median seconds per sample of ``smoothgrad`` on a trivial model: noise, sums, bookkeeping.
-
-    An upper bound on what ``ours`` adds to the floor (it includes the trivial model's
-    own tiny forward/backward).
-    """
-    from interp_helpers.saliency import smoothgrad
-
-    model = _Trivial().to(device)
-    run = lambda: smoothgrad(model, x, 1, n_samples=n, noise_level=0.15, batch_size=batch, seed=0)  # noqa: E731
-    run()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        run()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) / n
+# --------------------------------------------------------------------------- timing
 
 
-def time_methods(methods: dict[str, Callable[[], torch.Tensor]], repeats: int,
-                 device: torch.device) -> dict[str, list[float]]:
+def timer(fn: Callable[[], object], name: str, threads: int) -> benchmark.Timer:
+    return benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads, label="smoothgrad",
+                           description=name)
+
+
+def interleaved(methods: dict[str, Callable[[], object]], rounds: int, min_run_time: float,
+                threads: int) -> dict[str, list[float]]:
+    """Per-round medians (s) of each method; every round measures each method once, order rotated."""
+    timers = {k: timer(f, k, threads) for k, f in methods.items()}
+    for f in methods.values():  # warm-up: allocator pools, oneDNN primitives, cuDNN heuristics
+        f()
+        f()
     names = list(methods)
-    for name in names:  # warm-up: allocator pools, oneDNN primitives, cuDNN autotune
-        methods[name]()
-    sync(device)
     times: dict[str, list[float]] = {k: [] for k in names}
-    for r in range(repeats):
+    for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
-            sync(device)
-            t0 = time.perf_counter()
-            methods[name]()
-            sync(device)
-            times[name].append(time.perf_counter() - t0)
+        for k in order:
+            times[k].append(timers[k].blocked_autorange(min_run_time=min_run_time).median)
     return times
+
+
+def per_sample(fn: Callable[[], object], samples: int, threads: int, min_run_time: float) -> float:
+    """Median seconds per sample of ``fn`` (which handles ``samples`` samples)."""
+    fn()
+    return timer(fn, "aux", threads).blocked_autorange(min_run_time=min_run_time).median / samples
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    q25, q50, q75 = np.percentile(values, [25, 50, 75])
+    return {"median": float(q50), "q25": float(q25), "q75": float(q75), "iqr": float(q75 - q25)}
+
+
+def ratio_summary(num: list[float], den: list[float], seed: int = 0) -> dict[str, float]:
+    """Median of per-round ratios, IQR, and a bootstrap 95 % interval for that median."""
+    r = np.asarray(num) / np.asarray(den)
+    rng = np.random.default_rng(seed)
+    boots = np.median(rng.choice(r, size=(4000, r.size), replace=True), axis=1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return {**summary(r.tolist()), "ci95": [float(lo), float(hi)]}
 
 
 # --------------------------------------------------------------------------- peak memory
@@ -180,8 +244,6 @@ def rss_child(model_name: str, n: int, batch: int, device_name: str) -> None:
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    # Reset the kernel's high-water mark so that start-up (imports, model construction)
-    # does not hide the call's own peak; fall back to the process-lifetime peak.
     reset = _reset_peak_rss()
     before = _status_mb("VmRSS")
     smoothgrad(model, x, 1, n_samples=n, batch_size=batch, seed=0)
@@ -228,9 +290,16 @@ def measure_rss(model_name: str, ns: tuple[int, int], batch: int, device: torch.
 # --------------------------------------------------------------------------- main
 
 
+def loadavg() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def machine() -> dict:
     info = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
     try:
         import captum
 
@@ -246,49 +315,53 @@ def machine() -> dict:
                 info["cpus"] = int(line.split(":", 1)[1])
     except OSError:
         pass
-    try:
-        info["load_average_at_start"] = list(__import__("os").getloadavg())
-    except OSError:
-        pass
+    info["load_average_at_start"] = loadavg()
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 
-def markdown(rows: list[dict], rss: dict) -> str:
-    lines = ["| model | n | B | ours (s) | captum (s) | naive (s) | floor (s) | ours/floor | captum/ours | naive/ours "
-             "| overhead bound |" + (" ours_bs1 (s) |" if rows and "ours_bs1" in rows[0]["median_s"] else ""),
-             "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if rows and "ours_bs1" in rows[0]["median_s"] else "")]
+def fmt_ratio(r: dict) -> str:
+    lo, hi = r["ci95"]
+    return f"{r['median']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def markdown(rows: list[dict]) -> str:
+    methods = [m for m in METHOD_ORDER if rows and m in rows[0]["methods"]]
+    head = ["model", "n", "B"] + [f"{m} (s) median [IQR]" for m in methods] + [
+        "ours/floor [95 % CI]", "captum/floor [95 % CI]", "ours/captum [95 % CI]"]
+    extras = [e for e in ("ours_core", "ours_v0") if rows and e in rows[0]["methods"]]
+    head += [f"{e}/floor [95 % CI]" for e in extras]
+    head += ["noise/sample", "overhead", "frozen_model", "load (before, after)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        m = r["median_s"]
-        line = (f"| {r['model']} | {r['n']} | {r['batch']} | {m['ours']:.3f} | {m['captum']:.3f} | {m['naive']:.3f} "
-                f"| {m['floor']:.3f} | {m['ours'] / m['floor']:.3f} | {m['captum'] / m['ours']:.2f} "
-                f"| {m['naive'] / m['ours']:.2f} | {100 * r['overhead_fraction_of_floor']:.1f} % |")
-        if "ours_bs1" in m:
-            line += f" {m['ours_bs1']:.3f} |"
-        lines.append(line)
-    if rss:
-        a, b = rss["runs"]
-        lines.append("")
-        lines.append(f"Peak RSS during the call ({rss['model']}, B={rss['batch']}): n={a['n']}: {a['peak_rss_mb']:.0f} MB, "
-                     f"n={b['n']}: {b['peak_rss_mb']:.0f} MB, ratio {b['peak_rss_mb'] / a['peak_rss_mb']:.3f} "
-                     f"(RSS before the call {a['rss_before_mb']:.0f} MB)")
-        if "peak_cuda_mb" in a:
-            lines.append(f"Peak CUDA memory: n={a['n']}: {a['peak_cuda_mb']:.0f} MB, n={b['n']}: "
-                         f"{b['peak_cuda_mb']:.0f} MB, ratio {b['peak_cuda_mb'] / a['peak_cuda_mb']:.3f}")
+        cells = [r["model"], str(r["n"]), str(r["batch"])]
+        for m in methods:
+            s = r["methods"][m]
+            cells.append(f"{s['median']:.4g} [{s['q25']:.4g}, {s['q75']:.4g}]")
+        cells += [fmt_ratio(r["ratios"]["ours/floor"]), fmt_ratio(r["ratios"]["captum/floor"]),
+                  fmt_ratio(r["ratios"]["ours/captum"])]
+        cells += [fmt_ratio(r["ratios"][f"{e}/floor"]) for e in extras]
+        cells += [f"{r['noise_per_sample_s'] * 1e6:.1f} µs", f"{100 * r['overhead_fraction_of_floor']:.1f} %",
+                  f"{r['frozen_model_s'] * 1e3:.2f} ms = {100 * r['frozen_model_fraction_of_floor']:.1f} %",
+                  f"{r['load_before'][0] if r['load_before'] else '?'}, {r['load_after'][0] if r['load_after'] else '?'}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="efficientnet_lite0 only, n=8, RSS n=10 vs 100")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--quick", action="store_true", help="efficientnet_lite0 only, few rounds (smoke run)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 8 CPU, 15 GPU)")
+    parser.add_argument("--min-run-time", type=float, default=None,
+                        help="blocked_autorange min_run_time per measurement, s (default 0.2 CPU, 0.25 GPU)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--models", nargs="+", default=None)
-    parser.add_argument("--ablation", action="store_true", help="also time ours with batch_size=1")
-    parser.add_argument("--no-rss", action="store_true")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="auto: CUDA when available, else the CPU")
+    parser.add_argument("--naive", action="store_true", help="also time the textbook loop")
+    parser.add_argument("--legacy", action="store_true", help="also time ours with the previous noise generator")
+    parser.add_argument("--core", action="store_true", help="also time ours without checks and frozen_model")
+    parser.add_argument("--rss", action="store_true", help="peak memory of n = 200 vs n = 20 (subprocesses)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     parser.add_argument("--rss-child", nargs=4, metavar=("MODEL", "N", "B", "DEVICE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -298,63 +371,98 @@ def main(argv: list[str] | None = None) -> None:
         name, n, b, dev = args.rss_child
         rss_child(name, int(n), int(b), dev)
         return
-    if args.repeats < 3:
-        parser.error(f"--repeats must be >= 3 (medians of at least 3), got {args.repeats}")
 
-    if args.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(args.device)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     gpu = device.type == "cuda"
-    # (n, B) per model: sized so the whole run stays under ~2 minutes on a 2-core CPU
+    threads = torch.get_num_threads()
+    rounds = args.rounds or (3 if args.quick else 15 if gpu else 6)
+    if rounds < 3:
+        parser.error(f"--rounds must be >= 3, got {rounds}")
+    min_run_time = args.min_run_time or (0.25 if gpu else 0.2)
     if args.quick:
         plan = {"efficientnet_lite0": (8, 4)}
-        rss_ns, rss_batch = (10, 100), 4
     elif gpu:
         plan = {"resnet50": (64, 32), "densenet121": (64, 32), "efficientnet_lite0": (64, 32)}
-        rss_ns, rss_batch = (20, 200), 16  # B <= 20, so both runs use full batches
-    else:
-        plan = {"efficientnet_lite0": (16, 8), "resnet50": (8, 4), "densenet121": (8, 4)}
-        rss_ns, rss_batch = (20, 200), 8
+    else:  # sized so that the whole CPU run stays around 3 minutes at 1 thread (add densenet121 with --models)
+        plan = {"efficientnet_lite0": (8, 8), "resnet50": (4, 4)}
     if args.models:
         plan = {m: plan.get(m, (8, 4)) for m in args.models}
+
+    from interp_helpers import _rng
+    from interp_helpers.saliency import smoothgrad
 
     info = machine()
     t_start = time.perf_counter()
     rows = []
     for name, (n, batch) in plan.items():
+        load_before = loadavg()
         model = build_model(name, device)
         x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(device)
-        methods = make_methods(model, x, target=1, n=n, batch=batch, ablation=args.ablation)
-        times = time_methods(methods, args.repeats, device)
-        over = overhead_per_sample(x, max(n, 64), batch, args.repeats, device)
-        rows.append({"model": name, "n": n, "batch": batch, "times_s": times,
-                     "median_s": {k: statistics.median(v) for k, v in times.items()},
-                     "min_s": {k: min(v) for k, v in times.items()},
-                     "overhead_per_sample_s": over,
-                     "overhead_fraction_of_floor": over * n / statistics.median(times["floor"])})
+        methods = make_methods(model, x, target=1, n=n, batch=batch, naive=args.naive, legacy=args.legacy,
+                               core=args.core)
+        times = interleaved(methods, rounds, min_run_time, threads)
+        # what ours adds: the noise alone, and smoothgrad on a trivial model (noise + sums + bookkeeping)
+        keys = torch.tensor([_rng.stream_key(0, 0, j) for j in range(batch)], device=device)
+        buf = torch.empty(batch, x[0].numel(), device=device)
+        noise = per_sample(lambda: _rng.normal_(buf, keys), batch, threads, min_run_time)
+        trivial = _Trivial().to(device)
+        m = max(n, 64)
+        over = per_sample(lambda: smoothgrad(trivial, x, 1, n_samples=m, noise_level=0.15, batch_size=batch, seed=0),
+                          m, threads, min_run_time)
+        from interp_helpers._checks import frozen_model
+
+        def freeze() -> None:
+            with frozen_model(model):
+                pass
+
+        freeze_s = per_sample(freeze, 1, threads, min_run_time)
+        floor_med = statistics.median(times["floor"])
+        ratios = {"ours/floor": ratio_summary(times["ours"], times["floor"]),
+                  "captum/floor": ratio_summary(times["captum"], times["floor"]),
+                  "ours/captum": ratio_summary(times["ours"], times["captum"])}
+        for extra in ("ours_v0", "ours_core"):
+            if extra in times:
+                ratios[f"{extra}/floor"] = ratio_summary(times[extra], times["floor"])
+        if "naive" in times:
+            ratios["naive/ours"] = ratio_summary(times["naive"], times["ours"])
+        rows.append({"model": name, "n": n, "batch": batch, "rounds": rounds, "times_s": times,
+                     "methods": {k: summary(v) for k, v in times.items()}, "ratios": ratios,
+                     "noise_per_sample_s": noise, "overhead_per_sample_s": over, "frozen_model_s": freeze_s,
+                     "frozen_model_fraction_of_floor": freeze_s / floor_med,
+                     "overhead_fraction_of_floor": over * n / floor_med,
+                     "load_before": load_before, "load_after": loadavg()})
         print(f"[{time.perf_counter() - t_start:6.1f}s] {name}: "
-              + ", ".join(f"{k} {statistics.median(v):.3f}s" for k, v in times.items()), flush=True)
+              + ", ".join(f"{k} {statistics.median(v):.4f}s" for k, v in times.items())
+              + f"; ours/floor {fmt_ratio(ratios['ours/floor'])}, captum/floor {fmt_ratio(ratios['captum/floor'])}"
+              + f"; load {rows[-1]['load_after']}", flush=True)
         del model, methods
 
     rss = {}
-    if not args.no_rss:
+    if args.rss:
+        rss_ns, rss_batch = (20, 200), 16 if gpu else 8
         rss = {"model": "efficientnet_lite0", "batch": rss_batch,
-               "runs": measure_rss("efficientnet_lite0", rss_ns, rss_batch, device, torch.get_num_threads())}
+               "runs": measure_rss("efficientnet_lite0", rss_ns, rss_batch, device, threads)}
     info["total_s"] = time.perf_counter() - t_start
-    result = {"device": str(device), "machine": info, "repeats": args.repeats, "quick": args.quick,
-              "rows": rows, "rss": rss}
+    info["load_average_at_end"] = loadavg()
+    result = {"device": str(device), "machine": info, "rounds": rounds, "min_run_time": min_run_time,
+              "quick": args.quick, "rows": rows, "rss": rss}
     tag = "cuda" if gpu else "cpu"
     path = args.out or RESULTS / f"smoothgrad_{tag}{'_quick' if args.quick else ''}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
     print()
-    print(f"device: {device} ({info.get('gpu') or info.get('cpu', '?')}), torch threads {info['threads']}, "
-          f"median of {args.repeats} interleaved repeats, total {info['total_s']:.0f} s")
-    print(markdown(rows, rss))
-    print("\noverhead bound: smoothgrad's own per-sample work (noise, sums, bookkeeping), timed on a trivial model, "
-          "as a fraction of the floor")
-    print(f"\nwrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    print(f"device: {device} ({info.get('gpu') or info.get('cpu', '?')}), torch {torch.__version__}, "
+          f"{threads} thread(s), {rounds} interleaved rounds, blocked_autorange(min_run_time={min_run_time}), "
+          f"total {info['total_s']:.0f} s, load average {info['load_average_at_start']} -> {info['load_average_at_end']}")
+    print(markdown(rows))
+    if rss:
+        a, b = rss["runs"]
+        print(f"\npeak RSS n={a['n']}: {a['peak_rss_mb']:.0f} MB, n={b['n']}: {b['peak_rss_mb']:.0f} MB, "
+              f"ratio {b['peak_rss_mb'] / a['peak_rss_mb']:.3f}")
+        if "peak_cuda_mb" in a:
+            print(f"peak CUDA memory n={a['n']}: {a['peak_cuda_mb']:.0f} MB, n={b['n']}: {b['peak_cuda_mb']:.0f} MB, "
+                  f"ratio {b['peak_cuda_mb'] / a['peak_cuda_mb']:.3f}")
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

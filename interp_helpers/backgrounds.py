@@ -69,9 +69,8 @@ def random_crops(images: Sequence[Any], n: int, *, seed: int | None = None, min_
     photos = [load_image(i) for i in images]
     crops = []
     for k in range(n):
-        g = _rng.generator(seed, k)
-        u = torch.rand(4, generator=g, dtype=torch.float64).tolist()
-        photo = photos[int(torch.randint(len(photos), (1,), generator=g))]
+        u = _rng.uniforms(seed, k, n=5)
+        photo = photos[min(int(u[4] * len(photos)), len(photos) - 1)]
         w, h = photo.size
         side = max(1, round((min_scale + (1 - min_scale) * u[0]) * min(w, h)))
         left = round(u[1] * (w - side))

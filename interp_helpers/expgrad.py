@@ -87,17 +87,13 @@ def _check_layer(layer: Any, module: nn.Module, attribute_to: Any) -> nn.Module 
 def _draws(seed: int, n_images: int, n_samples: int, n_background: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Background index and t in [0, 1) for every (image i, sample j), image-major.
 
-    Draw (i, j) comes from a generator seeded by ``(seed, i, j)`` only, so the
-    draws -- and hence the result -- do not depend on ``batch_size``, and
-    raising ``n_samples`` keeps the first draws.
+    Draw (i, j) is a function of ``(seed, i, j)`` only (:func:`interp_helpers._rng.uniforms`,
+    counter-based), so the draws -- and hence the result -- do not depend on
+    ``batch_size``, and raising ``n_samples`` keeps the first draws.
     """
-    index = torch.empty(n_images * n_samples, dtype=torch.long)
-    t = torch.empty(n_images * n_samples, dtype=torch.float64)
-    for i in range(n_images):
-        for j in range(n_samples):
-            g = _rng.generator(seed, i, j)
-            index[i * n_samples + j] = torch.randint(n_background, (1,), generator=g)
-            t[i * n_samples + j] = torch.rand(1, generator=g, dtype=torch.float64)
+    u = [_rng.uniforms(seed, i, j, n=2) for i in range(n_images) for j in range(n_samples)]
+    index = torch.tensor([min(int(a * n_background), n_background - 1) for a, _ in u], dtype=torch.long)
+    t = torch.tensor([b for _, b in u], dtype=torch.float64)
     return index, t
 
 

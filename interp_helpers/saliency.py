@@ -182,21 +182,62 @@ def noise_sigma(inputs: torch.Tensor, noise_level: float) -> torch.Tensor:
     return level * (flat.amax(dim=1) - flat.amin(dim=1))
 
 
+def _noise_keys(seed: int, image_index: Sequence[int], sample_index: Sequence[int],
+                antithetic: bool) -> list[int]:
+    """The counter-stream key of each (image i, sample j): ``_rng.stream_key(seed, i, j)``.
+
+    With ``antithetic``, samples 2m and 2m+1 share the stream of pair m.
+    """
+    image_keys: dict[int, int] = {}
+    keys = []
+    for i, j in zip(image_index, sample_index):
+        if i not in image_keys:
+            image_keys[i] = _rng.stream_key(seed, i)
+        keys.append(_rng.substream_key(image_keys[i], j // 2 if antithetic else j))
+    return keys
+
+
+def _to_device(values: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor on ``device``; to a GPU through pinned memory, without waiting for it."""
+    if device.type == "cuda":
+        return values.pin_memory().to(device, non_blocking=True)
+    return values.to(device)
+
+
+def _noise_into(buf: torch.Tensor, keys: torch.Tensor, scale: torch.Tensor) -> None:
+    """Row k of ``buf`` <- ``scale[k]`` * (N(0, 1) noise of stream ``keys[k]``): the one noise path."""
+    flat = buf.view(buf.shape[0], -1) if buf.is_contiguous() else torch.empty(
+        (buf.shape[0], buf[0].numel()), dtype=buf.dtype, device=buf.device)
+    _rng.normal_(flat, keys)
+    flat.mul_(scale.view(-1, 1))
+    if flat.data_ptr() != buf.data_ptr():
+        buf.copy_(flat.view(buf.shape))
+
+
+def _row_scales(std: Sequence[float] | torch.Tensor, sample_index: Sequence[int], antithetic: bool,
+                dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """std[k], negated for the odd member of an antithetic pair (exact in any dtype)."""
+    std = torch.as_tensor(std, dtype=dtype)
+    std = std.to(device) if std.device.type != "cpu" else _to_device(std, device)
+    if antithetic:
+        sign = torch.tensor([-1.0 if j % 2 else 1.0 for j in sample_index], dtype=dtype)
+        std = std * _to_device(sign, device)
+    return std
+
+
 def _fill_noise(buf: torch.Tensor, image_index: Sequence[int], sample_index: Sequence[int],
                 seed: int, antithetic: bool, std: Sequence[float] | None = None) -> None:
     """Fill row k of ``buf`` with N(0, std[k]^2) noise (std 1 if not given) for (image, sample) number k.
 
-    The draw for sample j of image i depends on ``(seed, i, j)`` only, so the
-    result does not depend on how samples are chunked. With ``antithetic``,
-    samples 2m and 2m+1 share one draw with opposite signs (eps, -eps).
+    The draw for sample j of image i is a function of ``(seed, i, j)`` and the element
+    index only (a counter-based generator, :func:`interp_helpers._rng.normal_`), so the
+    result does not depend on how samples are chunked, nor on the device. With
+    ``antithetic``, samples 2m and 2m+1 share one draw with opposite signs (eps, -eps).
     """
-    gen = torch.Generator(device=buf.device)  # re-seeded per sample: same draws as _rng.generator(seed, i, j)
-    for k, (i, j) in enumerate(zip(image_index, sample_index)):
-        stream = j // 2 if antithetic else j
-        gen.manual_seed(_rng.derive_seed(seed, i, stream))
-        buf[k].normal_(0.0, 1.0 if std is None else std[k], generator=gen)
-        if antithetic and j % 2 == 1:
-            buf[k].neg_()
+    rows = buf.shape[0]
+    keys = torch.tensor(_noise_keys(seed, image_index, sample_index, antithetic), dtype=torch.int64)
+    scale = _row_scales([1.0] * rows if std is None else std, sample_index, antithetic, buf.dtype, buf.device)
+    _noise_into(buf, _to_device(keys, buf.device), scale)
 
 
 def add_noise(inputs: torch.Tensor, noise_level: float, *, seed: int | None = None,
@@ -213,7 +254,7 @@ def add_noise(inputs: torch.Tensor, noise_level: float, *, seed: int | None = No
     j = check_positive_int(sample_index, "sample_index", minimum=0)
     n = inputs.shape[0]
     buf = torch.empty_like(inputs)
-    _fill_noise(buf, range(n), [j] * n, seed, bool(antithetic), sigma.tolist())
+    _fill_noise(buf, range(n), [j] * n, seed, bool(antithetic), sigma)
     return buf.add_(inputs.detach())
 
 
@@ -290,14 +331,18 @@ def _accumulate(
     m = len(samples)
     total = inputs.shape[0] * m
     x = inputs.detach()
-    stds = sigma.tolist()
     row_targets = targets.repeat_interleave(m)  # image-major, like the rows; sliced without a host copy
+    # every row's noise stream and scale, computed once and sent to the device in one copy each
+    all_images = [k // m for k in range(total)]
+    all_samples = [samples[k % m] for k in range(total)]
+    keys = torch.tensor(_noise_keys(seed, all_images, all_samples, antithetic), dtype=torch.int64)
+    keys = _to_device(keys, x.device)
+    scales = _row_scales(sigma.repeat_interleave(m), all_samples, antithetic, x.dtype, x.device)
     for start in range(0, total, batch_size):
         stop = min(start + batch_size, total)
-        image_index = [k // m for k in range(start, stop)]
-        sample_index = [samples[k % m] for k in range(start, stop)]
+        image_index = all_images[start:stop]
         noisy = torch.empty((stop - start, *inputs.shape[1:]), dtype=inputs.dtype, device=inputs.device)
-        _fill_noise(noisy, image_index, sample_index, seed, antithetic, [stds[i] for i in image_index])
+        _noise_into(noisy, keys[start:stop], scales[start:stop])
         # rows are image-major: a chunk is a few runs of rows of the same image
         segments = [(i, image_index.index(i), len(image_index) - image_index[::-1].index(i))
                     for i in sorted(set(image_index))]

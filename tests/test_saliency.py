@@ -334,8 +334,8 @@ def test_checkpoints_equal_separate_runs(variant, antithetic):
     path = smoothgrad_checkpoints(rec, x, [1, 4], [1, 2, 5, 8], **kw)
     assert sum(rec.batches) == 2 * 8  # one run of max(checkpoints) samples
     assert len(path) == 4
-    for n, est in zip([1, 2, 5, 8], path):
-        torch.testing.assert_close(est, smoothgrad(rec, x, [1, 4], n_samples=n, **kw), rtol=1e-4, atol=1e-7)
+    for n, est in zip([1, 2, 5, 8], path):  # the same noise; float32 sums merged in another order
+        torch.testing.assert_close(est, smoothgrad(rec, x, [1, 4], n_samples=n, **kw), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("checkpoints", [[], [0, 2], [3, 3], [4, 2], "12", 5, [1.5]])
@@ -479,14 +479,48 @@ def test_noise_of_sample_j_is_drawn_from_its_own_stream():
     buf = torch.empty(3, 2, 4, 4)
     _fill_noise(buf, [0, 1, 1], [5, 0, 7], seed=3, antithetic=False)
     for k, (i, j) in enumerate([(0, 5), (1, 0), (1, 7)]):
-        assert torch.equal(buf[k], torch.empty(2, 4, 4).normal_(generator=_rng.generator(3, i, j)))
+        alone = _rng.normal_(torch.empty(1, 32), torch.tensor([_rng.stream_key(3, i, j)]))
+        assert torch.equal(buf[k].flatten(), alone[0])
 
 
-def test_seed_generator_streams_are_distinct():
+def test_noise_streams_are_distinct():
     # guards the assumption behind batch-size independence: (seed, i, j) streams differ
-    a = torch.empty(100).normal_(generator=_rng.generator(0, 0, 1))
-    b = torch.empty(100).normal_(generator=_rng.generator(0, 1, 0))
-    assert not torch.allclose(a, b)
+    keys = torch.tensor([_rng.stream_key(0, 0, 1), _rng.stream_key(0, 1, 0), _rng.stream_key(1, 0, 0)])
+    a = _rng.normal_(torch.empty(3, 100), keys)
+    assert not torch.allclose(a[0], a[1]) and not torch.allclose(a[0], a[2])
+
+
+def test_smoothgrad_equals_a_loop_over_add_noise_for_a_real_network():
+    # the notebook's from-scratch SmoothGrad: same noisy copies, same gradients, same mean
+    model, x = small_cnn(), images(2)
+    n, level = 5, 0.2
+    total = torch.zeros_like(x)
+    for j in range(n):
+        noisy = add_noise(x, level, seed=7, sample_index=j).requires_grad_(True)
+        model(noisy).gather(1, torch.tensor([[1], [3]])).sum().backward()
+        total += noisy.grad
+    torch.testing.assert_close(smoothgrad(model, x, [1, 3], n_samples=n, noise_level=level, seed=7, batch_size=3),
+                               total / n, rtol=1e-5, atol=1e-7)
+
+
+def test_noise_is_bit_identical_across_batch_sizes():
+    # the noisy copies themselves (not just the maps) do not depend on the chunking
+    seen = {}
+
+    class Spy(nn.Module):
+        def forward(self, x):
+            seen.setdefault(self.bs, []).append(x.detach().clone())
+            return x.flatten(1)[:, :5] * 1.0
+
+    x = images(2)
+    for bs in (1, 3, 10):
+        spy = Spy()
+        spy.bs = bs
+        smoothgrad(spy, x, 1, n_samples=5, seed=4, batch_size=bs, antithetic=True)
+    ref = torch.cat(seen[1])
+    assert ref.shape[0] == 10
+    for bs in (3, 10):
+        assert torch.equal(torch.cat(seen[bs]), ref)
 
 
 # --------------------------------------------------------------------------- CUDA (skipped without a GPU)
@@ -515,3 +549,24 @@ def test_cuda_agrees_with_cpu_statistically():
     gpu = smoothgrad(model.cuda(), x.cuda(), 2, n_samples=n, seed=0, batch_size=1000).cpu()
     z = (gpu - cpu) / torch.sqrt(2 * var / n + 1e-20)
     assert z.abs().max() < 5, z.abs().max()
+
+
+@cuda
+def test_cuda_noise_is_bit_identical_to_cpu():
+    # the counter-based noise uses integer operations, table look-ups and one multiply-add in
+    # separate kernels: the noisy copies are the same bit for bit on both devices
+    x = images(3, size=32)
+    for anti in (False, True):
+        for j in (0, 1, 6):
+            cpu = add_noise(x, 0.2, seed=9, sample_index=j, antithetic=anti)
+            gpu = add_noise(x.cuda(), 0.2, seed=9, sample_index=j, antithetic=anti).cpu()
+            assert torch.equal(cpu, gpu), (anti, j, (cpu - gpu).abs().max())
+
+
+@cuda
+def test_cuda_smoothgrad_matches_cpu_given_the_same_noise():
+    model, x = small_cnn().double(), images(2).double()
+    kw = dict(n_samples=8, noise_level=0.2, seed=3, batch_size=5)
+    cpu = smoothgrad(model, x, [1, 2], **kw)
+    gpu = smoothgrad(model.cuda(), x.cuda(), [1, 2], **kw).cpu()
+    torch.testing.assert_close(gpu, cpu, rtol=1e-9, atol=1e-12)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One GPU session for issue 16: the CUDA tests of the counter-based noise (CPU vs CUDA bit
+# equality, batch-size independence on the GPU) and the SmoothGrad benchmark on CUDA.
+#
+#   bash benchmarks/gpu_run.sh [OUTDIR]     # from the project root; OUTDIR defaults to $OUT
+#
+# Installs nothing: it needs torch, torchvision, timm, scipy, pytest and captum. Pure-Python
+# packages missing on the machine (captum) can be put in ./pkgs, which goes on PYTHONPATH.
+set -u -o pipefail
+OUT=${1:-${OUT:-/tmp/gpu_out}}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD:$PWD/pkgs${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TQDM_DISABLE=1 MPLBACKEND=Agg
+PY=${PYTHON:-python3}
+{
+  date -u
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
+  $PY -c "import torch, captum; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0), 'captum', captum.__version__)"
+  uptime
+} 2>&1 | tee "$OUT/env.txt"
+$PY -m pytest tests/test_rng.py tests/test_saliency.py -q -p no:cacheprovider -k "(cuda or test_rng) and not interpreter" 2>&1 | tee "$OUT/tests.txt"
+$PY benchmarks/bench_smoothgrad.py --device cuda --legacy --core --rss --out "$OUT/smoothgrad_cuda.json" 2>&1 | tee "$OUT/bench.txt"
