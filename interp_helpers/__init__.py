@@ -16,7 +16,7 @@ from .models import (
 )
 from .notebook import NotebookSetup, setup_notebook
 
-from .saliency import gradient, gradient_x_input, smoothgrad, smoothgrad_checkpoints
+from .saliency import add_noise, gradient, gradient_x_input, smoothgrad, smoothgrad_checkpoints
 from .plotting import (
     image_grid,
     normalize_map,
@@ -84,6 +84,7 @@ __all__ = [
     "gradient_x_input",
     "smoothgrad",
     "smoothgrad_checkpoints",
+    "add_noise",
     "expected_gradients",
     "make_background",
     "blurred_copies",

@@ -434,8 +434,8 @@ def smoothgrad(
     eps_ij ~ N(0, sigma_i^2 I), and returns
 
     * ``"smoothgrad"``: (1/n) sum_j g_ij -- the paper's SmoothGrad;
-    * ``"smoothgrad_sq"``: (1/n) sum_j g_ij^2 -- the squared variant (the
-      paper's magnitude option; PAIR's ``magnitude=True``);
+    * ``"smoothgrad_sq"``: (1/n) sum_j g_ij^2 -- SmoothGrad-Squared (named so
+      by Hooker et al. 2019; PAIR saliency's ``magnitude=True``);
     * ``"vargrad"``: (1/n) sum_j g_ij^2 - ((1/n) sum_j g_ij)^2 -- VarGrad
       (Adebayo et al. 2018), the population variance, as in Captum's NoiseTunnel.
 
