@@ -50,6 +50,26 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 # The checkpoint's blocks are numbered 0..15; timm groups them by stage in these sizes.
 _LITE0_GROUP_SIZES = (1, 2, 2, 3, 3, 4, 1)
 
+#: Input side length the stage strides refer to (every model here crops to 224 x 224).
+INPUT_SIZE = 224
+
+# Depth stages per architecture, shallow -> deep: (qualified module name, output stride relative to
+# the input). Stride s means the stage's output grid is INPUT_SIZE / s cells wide (224 -> 56 at stride 4).
+# Tested against a forward pass in tests/test_models.py.
+_STAGE_TABLES: dict[str, tuple[tuple[str, int], ...]] = {
+    "resnet50": (("layer1", 4), ("layer2", 8), ("layer3", 16), ("layer4", 32)),
+    # Each transition layer halves the grid (avg-pool), so denseblock k works at stride 2 ** (k + 1).
+    "densenet121": (
+        ("features.denseblock1", 4), ("features.denseblock2", 8),
+        ("features.denseblock3", 16), ("features.denseblock4", 32),
+    ),
+    # timm's seven block groups; the first stride of groups 1, 2, 3 and 5 is 2.
+    "efficientnet_lite0": (
+        ("blocks.0", 2), ("blocks.1", 4), ("blocks.2", 8), ("blocks.3", 16),
+        ("blocks.4", 16), ("blocks.5", 32), ("blocks.6", 32),
+    ),
+}
+
 
 class WeightsUnavailableError(RuntimeError):
     """Pretrained weights are neither cached nor downloadable."""
@@ -75,6 +95,8 @@ class LoadedModel:
     categories: the 1000 ImageNet class labels.
     stages: ordered mapping of depth stages, shallow -> deep; keys are the qualified
         module names (``model.module.get_submodule(key)`` returns the stage).
+    stage_strides: each stage's output stride relative to the 224 x 224 input (stage name -> stride;
+        stride 8 means a 28 x 28 grid). Compare architectures at equal stride with :meth:`stage_at_stride`.
     weights: where the weights came from, in words.
     device: where the module lives.
     """
@@ -87,6 +109,62 @@ class LoadedModel:
     weights: str
     device: torch.device
     display_transform: Callable[[Image.Image], Image.Image] = field(repr=False)
+    stage_strides: dict[str, int] = field(default_factory=dict)
+
+    def stage_at_stride(self, stride: int) -> str:
+        """Name of the deepest stage in :attr:`stages` whose output has ``stride`` (relative to the 224 x 224 input).
+
+        Stride 8 and stride 32 pick ``layer2``/``layer4`` on ResNet50, ``features.denseblock2``/
+        ``features.denseblock4`` on DenseNet121 and ``blocks.2``/``blocks.6`` on EfficientNet-Lite0,
+        so an "early" and a "late" stage mean the same grid resolution on every architecture.
+        """
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)):
+            raise TypeError(f"stride must be an int, got {type(stride).__name__}")
+        available = sorted(set(self.stage_strides.values()))
+        matches = [name for name, s in self.stage_strides.items() if s == int(stride)]
+        if not matches:
+            raise ValueError(
+                f"stride: {self.name} has no stage with output stride {int(stride)}; "
+                f"available strides: {available}"
+            )
+        return matches[-1]
+
+    def stage_shapes(self, names: Any = None) -> "OrderedDict[str, tuple[int, ...]]":
+        """Output shape ``(C, H, W)`` of each named stage (default: all of :attr:`stages`) for one 224 x 224 input.
+
+        Runs one forward pass on a zero image with hooks on the stages; the model is left as found.
+        """
+        keys = self._stage_names(names)
+        shapes: "OrderedDict[str, tuple[int, ...]]" = OrderedDict()
+        with frozen_model(self.module) as module:
+            for key in keys:
+                self.stages[key].register_forward_hook(
+                    lambda mod, inp, out, key=key: shapes.__setitem__(key, tuple(out.shape[1:]))
+                )
+            with torch.no_grad():
+                module(torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE, device=self.device))
+        return OrderedDict((k, shapes[k]) for k in keys)
+
+    def describe_stages(self, names: Any = None) -> str:
+        """One line per named stage (default: all): name, output stride and output shape ``(C, H, W)``."""
+        shapes = self.stage_shapes(names)
+        width = max(len(k) for k in shapes)
+        return "\n".join(
+            f"{self.name} {key:<{width}}  stride {self.stage_strides.get(key, '?'):>2}  "
+            f"output {shape[0]} x {shape[1]} x {shape[2]} (channels x height x width)"
+            for key, shape in shapes.items()
+        )
+
+    def _stage_names(self, names: Any) -> list[str]:
+        if names is None:
+            return list(self.stages)
+        keys = [names] if isinstance(names, str) else list(names) if isinstance(names, (list, tuple)) else None
+        if not keys:
+            raise ValueError(f"names must be a stage name or a non-empty list of them, got {names!r}")
+        unknown = [k for k in keys if k not in self.stages]
+        if unknown:
+            raise ValueError(f"names: {unknown} are not stages of {self.name}; stages: {list(self.stages)}")
+        return keys
 
     @property
     def num_classes(self) -> int:
@@ -228,13 +306,7 @@ def _build(name: str) -> nn.Module:
 
 
 def _stages(name: str, module: nn.Module) -> "OrderedDict[str, nn.Module]":
-    if name == "resnet50":
-        keys = [f"layer{i}" for i in range(1, 5)]
-    elif name == "densenet121":
-        keys = [f"features.denseblock{i}" for i in range(1, 5)]
-    else:
-        keys = [f"blocks.{i}" for i in range(len(_LITE0_GROUP_SIZES))]
-    return OrderedDict((k, module.get_submodule(k)) for k in keys)
+    return OrderedDict((k, module.get_submodule(k)) for k, _ in _STAGE_TABLES[name])
 
 
 def load_model(name: str, *, weights: str | Path | None = "default", device: str | torch.device | None = None) -> LoadedModel:
@@ -317,6 +389,7 @@ def load_model(name: str, *, weights: str | Path | None = "default", device: str
         weights=description,
         device=dev,
         display_transform=geometry,
+        stage_strides=dict(_STAGE_TABLES[name]),
     )
 
 
