@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test quick render bench check-site clean
+.PHONY: run test quick render bench check-site check-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: $(STAMP)
 check-site: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(PY) -m pytest tests/test_site_browser.py -rs
+
+## make check-models: notebooks 01, 02, 03, 05 in quick mode on ResNet50 and DenseNet121 (random-weight
+## stand-ins in torchvision's published formats, in a temporary TORCH_HOME), with wall time and peak memory
+check-models: $(STAMP)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) tools/check_models.py
 
 clean:
 	rm -rf site build .pytest_cache

@@ -14,7 +14,8 @@ import hashlib
 import io
 import os
 import pickle
-import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +25,8 @@ from torch import nn
 
 import interp_helpers as ih
 from interp_helpers import models as M
-from interp_helpers import notebook as NB
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tools/
+from tools.check_models import legacy_densenet_state, random_state, write_standin
 
 # the names torchvision publishes (torchvision.models.*_Weights.*.url)
 PUBLISHED = {
@@ -32,9 +34,6 @@ PUBLISHED = {
     ("resnet50", "IMAGENET1K_V1"): "resnet50-0676ba61.pth",
     ("resnet50", "IMAGENET1K_V2"): "resnet50-11ad3fa6.pth",
 }
-_MODERN = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))([12])\.(weight|bias|running_mean|running_var)$")
-
-
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch):
     """A temporary torchvision cache; nothing is reachable, so a missing file is never downloaded."""
@@ -45,45 +44,11 @@ def torch_home(tmp_path, monkeypatch):
     return tmp_path / "torch"
 
 
-def _random_state(name: str, seed: int) -> dict[str, torch.Tensor]:
-    """A state dict of ``name`` in which every entry is random, batch-norm statistics included."""
-    gen = torch.Generator().manual_seed(seed)
-    module = M._build(name)
-    state = {}
-    for key, value in module.state_dict().items():
-        if key.endswith("num_batches_tracked"):
-            state[key] = value
-        elif key.endswith("running_var"):
-            state[key] = 0.5 + torch.rand(value.shape, generator=gen)
-        elif value.dim() > 1:  # conv/linear weights at their default init scale
-            state[key] = value.clone().normal_(0, 1, generator=gen) * value.std().clamp_min(1e-3)
-        else:
-            state[key] = 0.1 * torch.randn(value.shape, generator=gen) + (1.0 if key.endswith("weight") else 0.0)
-    return state
-
-
-def legacy_densenet_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Reverse torchvision's remapping: ``norm1.weight`` -> ``norm.1.weight``, as the published file has it."""
-    out = {}
-    for key, value in state.items():
-        if key.endswith("num_batches_tracked"):
-            continue  # the 2017 file predates these buffers
-        match = _MODERN.match(key)
-        out[f"{match.group(1)}.{match.group(2)}.{match.group(3)}" if match else key] = value
-    return out
-
-
-def place(name: str, weights: str, seed: int = 0) -> tuple[torch.nn.Module, dict]:
+def place(name: str, weights: str, seed: int = 0) -> tuple[object, dict]:
     """Save a random-weight stand-in at the published file's cache path; return the path and the modern state."""
-    path = M.torchvision_checkpoint_path(name, weights)
+    path = write_standin(name, weights, seed)
     assert path.name == PUBLISHED[(name, weights)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = _random_state(name, seed)
-    if name == "densenet121":
-        torch.save(legacy_densenet_state(state), path, _use_new_zipfile_serialization=False)
-    else:
-        torch.save(state, path)
-    return path, state
+    return path, random_state(name, seed)
 
 
 def _builder(name: str, weights: str) -> nn.Module:
@@ -165,7 +130,7 @@ def test_a_missing_file_is_downloaded_with_torchvisions_hash_check(torch_home, m
 
     def fake_download(url, dst, hash_prefix=None, progress=True):
         calls.append((url, hash_prefix))
-        torch.save(_random_state("resnet50", 3), dst)
+        torch.save(random_state("resnet50", 3), dst)
 
     monkeypatch.setattr(M, "_reachable", lambda url, timeout=3.0: True)
     monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
@@ -224,7 +189,7 @@ def _write_failure(kind: str, path) -> str:
         path.write_bytes(os.urandom(4096))
         return path.name
     if kind == "truncated":
-        torch.save(legacy_densenet_state(_random_state("densenet121", 0)), path)
+        torch.save(legacy_densenet_state(random_state("densenet121", 0)), path)
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])
         return path.name
@@ -232,7 +197,7 @@ def _write_failure(kind: str, path) -> str:
         path.write_text('{"weights": "this is JSON, not a checkpoint"}')
         return path.name
     if kind == "wrong keys":
-        torch.save(_random_state("resnet50", 0), path)
+        torch.save(random_state("resnet50", 0), path)
         return "does not fit"
     if kind == "not tensors":
         torch.save({"epoch": 3}, path)
