@@ -263,3 +263,12 @@ def test_weights_arguments_are_checked(torch_home):
         M.torchvision_weights("densenet121", "IMAGENET1K_V2")
     with pytest.raises(ValueError, match="name"):
         M.torchvision_weights("efficientnet_lite0")
+
+
+@pytest.mark.parametrize("name", ["resnet50", "densenet121"])
+def test_random_weights_use_the_original_weights_preprocessing(name):
+    loaded = ih.load_model(name, weights=None, device="cpu")
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (260, 333, 3), dtype=np.uint8))
+    preset = M.torchvision_weights(name, "IMAGENET1K_V1").transforms()
+    assert torch.equal(loaded.transform(image), preset(image))
+    assert loaded.weights.startswith("random")
