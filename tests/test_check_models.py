@@ -35,3 +35,22 @@ def test_legacy_densenet_names_are_the_published_ones():
         "features.denseblock1.denselayer1.norm.1.weight", "features.denseblock1.denselayer1.conv.2.weight",
         "features.transition1.norm.weight", "classifier.bias"]
     assert "| 05_x | densenet121 | ok | 12 s | 3.25 GB |" in table([Run("05_x", "densenet121", True, 12.0, 3.25, "")])
+
+
+def test_the_runner_is_called_with_its_own_timeout_argument(monkeypatch):
+    import tools.check_models as C
+
+    calls = []
+
+    def old_runner(path, *, quick, timeout=900, output=None, env=None):
+        calls.append(("timeout", timeout))
+        return 1.0
+
+    def new_runner(path, *, quick, output=None, cell_timeout=600, total_timeout=None, env=None):
+        calls.append(("cell_timeout", cell_timeout))
+        return 1.0
+
+    for runner in (old_runner, new_runner):
+        monkeypatch.setattr(C, "execute_notebook", runner)
+        C._execute(Path("x.ipynb"), quick=True, timeout=77, output=Path("y.ipynb"), env={})
+    assert calls == [("timeout", 77), ("cell_timeout", 77)]

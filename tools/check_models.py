@@ -23,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -43,7 +44,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from interp_helpers import models as M  # noqa: E402
-from interp_helpers.tutorial import execute_notebook  # noqa: E402
+
+try:  # the notebook runner lives in tools/tutorial.py, or (earlier layout) in interp_helpers/tutorial.py
+    from tools.tutorial import execute_notebook  # noqa: E402
+except ImportError:
+    from interp_helpers.tutorial import execute_notebook  # noqa: E402
 
 DEFAULT_NOTEBOOKS = ("01", "02", "03", "05")
 DEFAULT_MODELS = ("resnet50", "densenet121")
@@ -181,6 +186,13 @@ class Run:
     note: str
 
 
+def _execute(path: Path, *, quick: bool, timeout: int, output: Path, env: dict[str, str]) -> float:
+    """``execute_notebook`` with a per-cell timeout, whichever name its version gives that argument."""
+    params = inspect.signature(execute_notebook).parameters
+    key = "cell_timeout" if "cell_timeout" in params else "timeout"
+    return execute_notebook(path, quick=quick, output=output, env=env, **{key: timeout})
+
+
 def _notebook(number: str) -> Path:
     found = sorted((ROOT / "notebooks").glob(f"{number}_*.ipynb"))
     if len(found) != 1:
@@ -217,7 +229,7 @@ def check(notebooks: list[str], models: list[str], out_dir: Path, *, timeout: in
                 note = ""
                 with PeakMemory(abort_bytes=abort_gb * 2**30) as memory:
                     try:
-                        execute_notebook(path, quick=quick, timeout=timeout, output=output, env=env)
+                        _execute(path, quick=quick, timeout=timeout, output=output, env=env)
                         ok = True
                     except Exception as exc:  # report and go on with the next notebook
                         ok = False
