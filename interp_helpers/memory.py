@@ -5,7 +5,7 @@ the backward pass. That cost depends on the architecture far more than on anythi
 224 x 224 inputs DenseNet121 saves about 125 MB per image, ResNet50 82 MB and EfficientNet-Lite0
 76 MB (measured by :func:`saved_bytes_per_image`). A batch size that suits a cheap model can
 exhaust a laptop on an expensive one (expected gradients' historical default of 50 draws per pass
-is about 9 GB of activations on DenseNet121), so the attribution helpers pick their *default*
+is 7-9 GB of activations on DenseNet121), so the attribution helpers pick their *default*
 batch size with :func:`memory_batch_size`: as many images as fit in :data:`PASS_BUDGET_BYTES`.
 A ``batch_size`` given explicitly is used as given.
 """
