@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # torch 7-14x slower (README, "Threads and busy machines"). Kernels and tests also cap torch's threads.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: run test test-busy quick notebooks render bench check-site clean
+.PHONY: run test test-busy quick notebooks render bench check-site check-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ bench: $(STAMP)
 check-site: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(PY) -m pytest tests/test_site_browser.py -rs
+
+## make check-models: notebooks 01, 02, 03, 05 in quick mode on ResNet50 and DenseNet121 (random-weight
+## stand-ins in torchvision's published formats, in a temporary TORCH_HOME), with wall time and peak memory
+check-models: $(STAMP)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) tools/check_models.py
 
 clean:
 	rm -rf site build .pytest_cache

@@ -38,10 +38,15 @@ from torch import nn
 
 from . import _rng
 from ._checks import as_module, check_inputs, check_logits, check_positive_int, check_targets, frozen_model
+from .memory import memory_batch_size
 
 __all__ = ["ExpectedGradientsCheck", "expected_gradients", "expected_gradients_check", "expected_output_gap"]
 
 _ATTRIBUTE_TO = ("output", "input")
+
+#: Draws per forward/backward pass when ``batch_size`` is not given (shap's ``GradientExplainer`` default),
+#: lowered to what fits the memory budget on expensive models.
+DEFAULT_BATCH_SIZE = 50
 
 
 class _StopForward(Exception):
@@ -206,7 +211,7 @@ def expected_gradients(
     layer: nn.Module | None = None,
     attribute_to: str = "output",
     n_samples: int = 200,
-    batch_size: int = 50,
+    batch_size: int | None = None,
     seed: int | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
@@ -263,7 +268,10 @@ def expected_gradients(
             ignored when ``layer`` is None.
         n_samples: draws (x', t) per image, >= 1 (shap's default is 200).
         batch_size: draws per forward/backward pass; sets peak memory. The
-            result does not depend on it (up to float rounding).
+            result does not depend on it (up to float rounding). Default
+            ``None``: :data:`DEFAULT_BATCH_SIZE` draws, fewer where one pass of
+            the model would not fit :data:`~interp_helpers.memory.PASS_BUDGET_BYTES`
+            (:func:`~interp_helpers.memory.memory_batch_size`; about 10 on DenseNet121).
         seed: draw j of image i uses a generator seeded by ``(seed, i, j)``
             only. ``None`` draws a fresh seed from OS entropy; the global RNG
             is never used.
@@ -293,7 +301,8 @@ def _run(model: Any, inputs: Any, background: Any, target: Any, *, layer: Any, a
     targets = check_targets(target, inputs.shape[0], getattr(model, "num_classes", None))
     layer = _check_layer(layer, module, attribute_to)
     n_samples = check_positive_int(n_samples, "n_samples")
-    batch_size = check_positive_int(batch_size, "batch_size")
+    if batch_size is not None:
+        batch_size = check_positive_int(batch_size, "batch_size")
     seed = _rng.check_seed(seed)
     if not isinstance(progress, bool):
         raise ValueError(f"progress must be True or False, got {progress!r}")
@@ -304,6 +313,8 @@ def _run(model: Any, inputs: Any, background: Any, target: Any, *, layer: Any, a
     targets = targets.to(device)
     n_images = x.shape[0]
     index, t = _draws(seed, n_images, n_samples, xb.shape[0])
+    if batch_size is None:  # the whole model bounds the part from the layer on
+        batch_size = memory_batch_size(module, x, cap=min(DEFAULT_BATCH_SIZE, n_images * n_samples))
 
     with frozen_model(module) as m:
         if layer is None:
@@ -367,7 +378,7 @@ def _accumulate(run: Callable[[torch.Tensor], Any], acts: torch.Tensor, base: to
 
 
 def expected_output_gap(model: Any, inputs: torch.Tensor, background: torch.Tensor, target: Any,
-                        *, batch_size: int = 50) -> torch.Tensor:
+                        *, batch_size: int | None = None) -> torch.Tensor:
     """f(x) - mean over the background of f(x'): what expected gradients sum to.
 
     For every image, the logit of its target class minus the mean logit of
@@ -375,13 +386,14 @@ def expected_output_gap(model: Any, inputs: torch.Tensor, background: torch.Tens
     (at the input or at any layer that separates the network) sum to this in
     expectation, so ``phi.flatten(1).sum(1) - expected_output_gap(...)`` is
     the Monte Carlo error of a run. Returns a float64 tensor ``(N,)`` on the
-    inputs' device; the model is left as found.
+    inputs' device; the model is left as found. Forward passes only (no autograd),
+    ``batch_size`` images at a time (default :data:`DEFAULT_BATCH_SIZE`).
     """
     module = as_module(model)
     inputs = check_inputs(inputs)
     background = _check_background(background, inputs)
     targets = check_targets(target, inputs.shape[0], getattr(model, "num_classes", None))
-    batch_size = check_positive_int(batch_size, "batch_size")
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else check_positive_int(batch_size, "batch_size")
     device = _model_device(module, inputs.device)
     targets = targets.to(device)
 
@@ -441,7 +453,7 @@ def expected_gradients_check(
     layer: nn.Module | None = None,
     attribute_to: str = "output",
     n_samples: int = 200,
-    batch_size: int = 50,
+    batch_size: int | None = None,
     seed: int | None = None,
     progress: bool = False,
 ) -> ExpectedGradientsCheck:

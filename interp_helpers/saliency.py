@@ -34,6 +34,7 @@ from torch import nn
 
 from . import _rng
 from ._checks import as_module, check_inputs, check_logits, check_positive_int, check_targets, frozen_model
+from .memory import memory_batch_size
 
 __all__ = [
     "VARIANTS",
@@ -73,9 +74,9 @@ def _check_noise_level(noise_level: Any) -> float:
     return value
 
 
-def _check_batch_size(batch_size: Any, inputs: torch.Tensor, total: int) -> int:
-    if batch_size is None:
-        return default_batch_size(inputs, total)
+def _check_batch_size(batch_size: Any, inputs: torch.Tensor, total: int, module: nn.Module) -> int:
+    if batch_size is None:  # the pixel budget, lowered where the model's activations would not fit the memory budget
+        return memory_batch_size(module, inputs, cap=default_batch_size(inputs, total))
     return check_positive_int(batch_size, "batch_size")
 
 
@@ -142,7 +143,8 @@ def gradient(model: Any, inputs: torch.Tensor, target: TargetLike, *,
             ``(N, C, H, W)`` inputs to ``(N, K)`` logits.
         inputs: preprocessed images, a finite floating tensor ``(N, C, H, W)``, N >= 1.
         target: one class index for all images, or a sequence/tensor of N indices.
-        batch_size: images per forward/backward pass (default: :func:`default_batch_size`).
+        batch_size: images per forward/backward pass (default: :func:`default_batch_size`, lowered
+            to what fits :data:`~interp_helpers.memory.PASS_BUDGET_BYTES` on this model).
 
     Returns:
         A detached tensor of the shape, dtype and device of ``inputs``.
@@ -151,7 +153,7 @@ def gradient(model: Any, inputs: torch.Tensor, target: TargetLike, *,
         ValueError: on bad ``inputs``, ``target`` or ``batch_size`` (the message names it).
     """
     module, inputs, targets = _prepare(model, inputs, target)
-    bs = _check_batch_size(batch_size, inputs, inputs.shape[0])
+    bs = _check_batch_size(batch_size, inputs, inputs.shape[0], module)
     with frozen_model(module) as m:
         return _chunked(_gradient_base(targets), m, inputs, targets, bs)
 
@@ -454,7 +456,9 @@ def smoothgrad(
         variant: ``"smoothgrad"``, ``"smoothgrad_sq"`` or ``"vargrad"``.
         batch_size: noisy copies per forward/backward pass; peak memory is set by
             it, not by ``n_samples``. Default :func:`default_batch_size` (eight
-            224 x 224 images per pass). The result does not depend on it.
+            224 x 224 images per pass), lowered to what fits
+            :data:`~interp_helpers.memory.PASS_BUDGET_BYTES` on this model
+            (:func:`~interp_helpers.memory.memory_batch_size`). The result does not depend on it.
         seed: noise seed; sample j of image i uses noise drawn from
             ``(seed, i, j)`` only. ``None`` draws a fresh seed from OS entropy.
             The global RNG is never used.
@@ -475,7 +479,7 @@ def smoothgrad(
     module, inputs, targets, sigma, seed = _check_smoothing_args(
         model, inputs, target, noise_level, variant, seed, antithetic)
     n_samples = check_positive_int(n_samples, "n_samples")
-    bs = _check_batch_size(batch_size, inputs, inputs.shape[0] * n_samples)
+    bs = _check_batch_size(batch_size, inputs, inputs.shape[0] * n_samples, module)
     with frozen_model(module) as m:
         (result,) = _noise_averaged(
             _gradient_base(targets), m, inputs, targets, checkpoints=[n_samples], sigma=sigma, variant=variant,
@@ -519,7 +523,7 @@ def smoothgrad_checkpoints(
     points = [check_positive_int(c, "checkpoints") for c in checkpoints]
     if any(b <= a for a, b in zip(points, points[1:])):
         raise ValueError(f"checkpoints must be strictly increasing, got {list(checkpoints)!r}")
-    bs = _check_batch_size(batch_size, inputs, inputs.shape[0] * points[-1])
+    bs = _check_batch_size(batch_size, inputs, inputs.shape[0] * points[-1], module)
     with frozen_model(module) as m:
         return _noise_averaged(
             _gradient_base(targets), m, inputs, targets, checkpoints=points, sigma=sigma, variant=variant,

@@ -1,0 +1,56 @@
+"""tools/check_models.py: the peak-memory probe measures a child process, and the stand-ins are what it claims."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tools/
+from tools.check_models import PeakMemory, legacy_densenet_state, table, Run  # noqa: E402
+
+
+def test_peak_memory_sees_a_child_processes_high_water_mark():
+    """A child that touches 300 MB and frees it again: the probe reports at least that, not the current RSS."""
+    code = "import time; b = bytearray(300 * 2**20); del b; time.sleep(1.0)"
+    with PeakMemory(interval=0.05) as memory:
+        subprocess.run([sys.executable, "-c", code], check=True)
+    assert 300 * 2**20 <= memory.peak_bytes < 2 * 2**30
+
+
+def test_peak_memory_kills_a_runaway_child():
+    code = "import time; b = bytearray(400 * 2**20); time.sleep(30)"
+    with PeakMemory(interval=0.05, abort_bytes=200 * 2**20) as memory:
+        result = subprocess.run([sys.executable, "-c", code])
+    assert memory.aborted and result.returncode != 0
+
+
+def test_legacy_densenet_names_are_the_published_ones():
+    state = {"features.denseblock1.denselayer1.norm1.weight": torch.ones(1),
+             "features.denseblock1.denselayer1.conv2.weight": torch.ones(1),
+             "features.denseblock1.denselayer1.norm1.num_batches_tracked": torch.tensor(0),
+             "features.transition1.norm.weight": torch.ones(1), "classifier.bias": torch.ones(1)}
+    assert list(legacy_densenet_state(state)) == [
+        "features.denseblock1.denselayer1.norm.1.weight", "features.denseblock1.denselayer1.conv.2.weight",
+        "features.transition1.norm.weight", "classifier.bias"]
+    assert "| 05_x | densenet121 | ok | 12 s | 3.25 GB |" in table([Run("05_x", "densenet121", True, 12.0, 3.25, "")])
+
+
+def test_the_runner_is_called_with_its_own_timeout_argument(monkeypatch):
+    import tools.check_models as C
+
+    calls = []
+
+    def old_runner(path, *, quick, timeout=900, output=None, env=None):
+        calls.append(("timeout", timeout))
+        return 1.0
+
+    def new_runner(path, *, quick, output=None, cell_timeout=600, total_timeout=None, env=None):
+        calls.append(("cell_timeout", cell_timeout))
+        return 1.0
+
+    for runner in (old_runner, new_runner):
+        monkeypatch.setattr(C, "execute_notebook", runner)
+        C._execute(Path("x.ipynb"), quick=True, timeout=77, output=Path("y.ipynb"), env={})
+    assert calls == [("timeout", 77), ("cell_timeout", 77)]
