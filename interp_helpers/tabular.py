@@ -957,7 +957,8 @@ def decision_path_contributions(model: Any, X: Any) -> pd.DataFrame:
 
     Args:
         model: a fitted scikit-learn tree or tree-ensemble regressor.
-        X: DataFrame with the model's columns (``feature_names_in_``).
+        X: DataFrame with the model's columns (``feature_names_in_``, in order; for a
+            model fitted on an array, any names for its ``n_features_in_`` columns).
 
     Returns:
         DataFrame, one row per row of ``X`` (same index), one column per feature,
@@ -969,9 +970,11 @@ def decision_path_contributions(model: Any, X: Any) -> pd.DataFrame:
 
     model = _check_sklearn_tree_regressor(model)
     frame = _check_features(X, "X")
-    names = _feature_names(model, None)
+    names = [str(n) for n in getattr(model, "feature_names_in_", frame.columns)]
     if list(frame.columns) != names:
         raise ValueError(f"X must have exactly the model's columns in order {names!r}, got {list(frame.columns)!r}")
+    if getattr(model, "n_features_in_", len(names)) != len(names):
+        raise ValueError(f"X must have the model's {model.n_features_in_} columns, got {len(names)}")
     rows = []
     with warnings.catch_warnings():
         # ELI5 0.16 passes a NumPy row to a model fitted on a DataFrame: scikit-learn warns once per tree.

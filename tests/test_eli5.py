@@ -125,5 +125,10 @@ def test_decision_path_contributions_rejects_other_columns(data):
     tree = DecisionTreeRegressor(max_depth=2, random_state=0).fit(X, y)
     with pytest.raises(ValueError, match="X must have exactly the model's columns"):
         tab.decision_path_contributions(tree, X[["b", "a", "c", "d"]])
+    array_tree = DecisionTreeRegressor(max_depth=2, random_state=0).fit(X.to_numpy(), y)
+    np.testing.assert_allclose(tab.decision_path_contributions(array_tree, X.iloc[:3]).sum(axis=1),
+                               array_tree.predict(X.iloc[:3].to_numpy()), atol=1e-12)
+    with pytest.raises(ValueError, match="model's 4 columns"):
+        tab.decision_path_contributions(array_tree, X[["a", "b"]])
     with pytest.raises(ValueError, match="X contains NaN"):
         tab.decision_path_contributions(tree, X.iloc[:2].assign(a=np.nan))
