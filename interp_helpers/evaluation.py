@@ -14,6 +14,31 @@
   explanation that depends on what the model learned must drift away from
   the original; one that stays similar is explaining the input, not the model.
 
+Baselines as in RISE. The RISE reference code (github.com/eclique/RISE,
+``evaluation.py`` and its ``Evaluation.ipynb``) scores the *softmax
+probability*, deletes towards ``torch.zeros_like`` of the normalised input
+(for ImageNet-normalised inputs: the mean ImageNet colour) and inserts onto a
+*blurred* copy of the image. Those are the defaults here: ``deletion_curve``
+uses ``baseline="zero"``, ``insertion_curve`` ``baseline="blur"``. The AUC is
+the trapezoid rule over the fraction of pixels changed, which is RISE's
+``auc()`` (``(sum - first/2 - last/2) / (n - 1)``) when the steps are equal.
+Two details differ from the reference code and are documented where they act:
+RISE's blur kernel is ``gkern(11, 5)`` (an 11x11 window, sigma 5, convolved
+with zero padding, so the border darkens), ours a sigma-5 Gaussian truncated
+at 3 sigma with replicated edges; and RISE removes 224 pixels per step (224
+steps on 224x224), while ``steps`` here is a parameter (a coarser grid).
+
+Quantus (``quantus.PixelFlipping``, deletion only) computes the same deletion
+curve up to its conventions: it ranks the *flattened* ``(C, H, W)`` map (give
+it the channel-reduced map broadcast over channels and ``features_in_step = C
+* pixels per step``), it does not record the unperturbed image (its curve is
+``scores[:, 1:]`` here), its ``perturb_baseline="black"`` is each image's
+minimum value over all channels (not zero and not black in pixel space),
+``abs=False, normalise=True`` by default (normalising by the maximum does not
+change a ranking), and its AUC is ``np.trapz(curve, dx=1)`` over the steps
+without the start point. ``tests/test_quantus.py`` checks the curves agree
+exactly once these are aligned.
+
 Everything here computes; nothing plots (see :mod:`interp_helpers.evaluation_plots`).
 
 Channel reduction. Both families rank *pixels*, so a ``(C, H, W)`` map is
@@ -238,10 +263,12 @@ def make_baseline(
             pixels, truncated at 3 sigma, edges replicated), as in RISE: it removes
             detail but keeps colour and layout, so the images scored stay closer to
             natural ones than with a constant baseline (scattered replaced pixels
-            still make artefacts). ``"mean"`` -- every pixel set to that image's
+            still make artefacts). RISE inserts onto a blurred image and deletes
+            towards ``"zero"``. ``"mean"`` -- every pixel set to that image's
             per-channel mean. Or a tensor broadcastable to ``inputs``.
         blur_sigma: Gaussian sigma in pixels for ``"blur"`` (default 5, the value of
-            the RISE reference code).
+            the RISE reference code, whose kernel is an 11x11 window with zero padding;
+            ours is truncated at 3 sigma with replicated edges).
     """
     inputs = check_inputs(inputs)
     if isinstance(baseline, torch.Tensor):
@@ -345,8 +372,9 @@ _CURVE_ARGS = """
         steps: number of steps; step ``k`` changes ``round(k / steps * H * W)`` pixels
             (RISE used 224 pixels per step on 224 x 224 images, i.e. 224 steps; 50 is
             a cheaper default -- the AUC is a trapezoid rule on a coarser grid).
-        baseline: ``"zero"``, ``"blur"`` (default, as RISE) or ``"mean"`` -- see
-            :func:`make_baseline` -- or a tensor broadcastable to ``inputs``.
+        baseline: ``"zero"``, ``"blur"`` or ``"mean"`` -- see :func:`make_baseline` --
+            or a tensor broadcastable to ``inputs``. Defaults as in RISE: ``"zero"``
+            for deletion, ``"blur"`` for insertion.
         batch_size: perturbed images per forward pass; the ``N * (steps + 1)``
             images are batched across steps and images. Results do not depend on it.
         reduction: ``"abs_sum"`` (default, ``sum_c |a_c|``) or ``"sum"`` (signed, so
@@ -366,7 +394,7 @@ def deletion_curve(
     target: int | Any,
     *,
     steps: int = 50,
-    baseline: str | torch.Tensor = "blur",
+    baseline: str | torch.Tensor = "zero",
     batch_size: int = 32,
     reduction: str = "abs_sum",
     blur_sigma: float = DEFAULT_BLUR_SIGMA,
@@ -377,7 +405,9 @@ def deletion_curve(
     top-ranked pixels (all channels) are replaced by the baseline; at the last step
     the image *is* the baseline. The softmax probability of the target class is
     recorded at each step. **Lower AUC is better**: a faithful map points at the
-    pixels whose removal destroys the evidence for the class.
+    pixels whose removal destroys the evidence for the class. The default
+    baseline is RISE's: zeros of the (normalised) input. ``baseline="blur"`` is a
+    softer removal (detail goes, colour stays), a variant.
     """
     return _curve(
         "deletion", model, inputs, attribution, target,
@@ -403,7 +433,8 @@ def insertion_curve(
     top-ranked pixels take their values from the input; at the last step the image
     is the input. The softmax probability of the target class is recorded at each
     step. **Higher AUC is better**: a faithful map finds the pixels that alone
-    bring back the evidence for the class.
+    bring back the evidence for the class. The default baseline is RISE's: a
+    blurred copy of the image.
     """
     return _curve(
         "insertion", model, inputs, attribution, target,

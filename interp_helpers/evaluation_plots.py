@@ -81,8 +81,8 @@ def plot_curves(
     ax.set_xlim(0, 1)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, title=("lower AUC is better" if kind == "deletion" else "higher AUC is better"),
-              title_fontsize=8)
+    ax.legend(fontsize=9, title=("lower AUC is better" if kind == "deletion" else "higher AUC is better"),
+              title_fontsize=9)
     if title is not None:
         ax.set_title(title, fontsize=10)
     return ax
@@ -123,12 +123,12 @@ def plot_randomization(
         ax.errorbar(x, mean, yerr=std, marker="o", ms=3.5, lw=1.4, capsize=2, label=label)
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xticks(x)
-    ax.set_xticklabels(["original", *[f"+ {s}" for s in steps[1:]]], rotation=45, ha="right", fontsize=8)
+    ax.set_xticklabels(["original", *[f"+ {s}" for s in steps[1:]]], rotation=45, ha="right", fontsize=9)
     ax.set_xlabel("stages randomized, from the logits down (cumulative)")
     ax.set_ylabel(_METRIC_LABELS[metric])
     ax.set_ylim(min(-0.1, ax.get_ylim()[0]), 1.05)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     if title is not None:
         ax.set_title(title, fontsize=10)
     return ax
@@ -185,5 +185,5 @@ def plot_cascade_maps(
         for col, k in enumerate(index):
             show_heatmap(r.maps[k, image], ax=axes[row, col + extra], reduce="abs_sum")
     for ax in axes[0]:
-        ax.title.set_fontsize(8)
+        ax.title.set_fontsize(9)
     return fig, axes

@@ -141,6 +141,22 @@ def test_curve_endpoints_are_input_and_baseline(baseline):
     assert d.baseline == baseline and d.kind == "deletion" and i.kind == "insertion"
 
 
+def test_defaults_follow_the_rise_protocol():
+    # RISE's reference code deletes towards zeros and inserts onto a blurred copy; its auc() is
+    # (sum - first/2 - last/2) / (n - 1), the trapezoid over equal steps.
+    model, x, _ = _pixel_setup()
+    attr = _random_map(len(x))
+    d = deletion_curve(model, x, attr, 1, steps=6)
+    i = insertion_curve(model, x, attr, 1, steps=6)
+    assert (d.baseline, i.baseline) == ("zero", "blur")
+    np.testing.assert_allclose(d.scores[:, -1], torch.softmax(model(torch.zeros_like(x)), 1)[:, 1].detach(), atol=1e-12)
+    np.testing.assert_allclose(i.scores[:, 0], torch.softmax(model(make_baseline(x, "blur")), 1)[:, 1].detach(),
+                               atol=1e-12)
+    for c in (d, i):  # H * W = 144 is a multiple of 6: equal steps
+        rise = (c.scores.sum(axis=1) - c.scores[:, 0] / 2 - c.scores[:, -1] / 2) / (c.scores.shape[1] - 1)
+        np.testing.assert_allclose(c.auc, rise, atol=1e-12)
+
+
 def test_deletion_is_insertion_of_the_reversed_ranking():
     # Deleting the top-k pixels of a ranking leaves exactly the image obtained by
     # inserting the bottom H*W-k pixels: the curves are mirror images.
