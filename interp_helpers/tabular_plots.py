@@ -269,7 +269,7 @@ def plot_interaction_heatmap(
         for i in range(d):
             for j in range(d):
                 color = "black" if i == j or off[i, j] > threshold else "white"
-                ax.text(j, i, f"{values[i, j]:.2g}", ha="center", va="center", fontsize=7, color=color)
+                ax.text(j, i, f"{values[i, j]:.2g}", ha="center", va="center", fontsize=9, color=color)
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="mean |SHAP interaction value|")
     where = f" on {dataset}" if dataset else ""
     ax.set_title(title or f"{model_name}{where}\nmean |SHAP interaction value| (diagonal: main effect)")
