@@ -183,7 +183,7 @@ def plot_cascade_maps(
         if extra:
             show_image(photo, ax=axes[row, 0])
         for col, k in enumerate(index):
-            show_heatmap(r.maps[k, image], ax=axes[row, col + extra], reduce="abs_sum")
+            show_heatmap(r.maps[k, image], ax=axes[row, col + extra], reduce="abs_sum", colorbar=False)
     for ax in axes[0]:
         ax.title.set_fontsize(9)
     return fig, axes
