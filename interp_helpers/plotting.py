@@ -8,7 +8,10 @@ The steps follow PAIR saliency's ``saliency/core/visualization.py``
 2. :func:`normalize_map` clips it at a percentile (99th by default, as PAIR does)
    and scales it to [0, 1] (unsigned) or [-1, 1] (signed);
 3. :func:`show_heatmap`, :func:`show_overlay` and :func:`show_diverging` draw it
-   (optionally blurred for display with ``smooth=`` pixels; off by default).
+   (optionally blurred for display with ``smooth=`` pixels; off by default), with a
+   colourbar that states the scale: each panel is scaled to its *own* percentile
+   ("p99" on the bar), so colours compare pixels within a panel, not across panels.
+   Pass ``colorbar=False`` to leave it out (say the scale in the caption then).
 
 Every function accepts a ``torch.Tensor`` or a NumPy array of shape ``(C, H, W)``,
 ``(H, W)`` or ``(1, C, H, W)`` (photos may also be ``(H, W, C)``); the
@@ -94,6 +97,35 @@ def _finish(ax: Any, title: str | None) -> Any:
     if title is not None:
         ax.set_title(title, fontsize=9)
     return ax
+
+
+def _check_flag(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _scale_bar(ax: Any, cmap: str, *, signed: bool, percentile: float) -> Any:
+    """A slim colourbar beside ``ax`` whose ticks say how the panel was scaled.
+
+    Unsigned maps run from the panel's minimum to its own ``percentile`` ("p99");
+    signed maps from -p99 to +p99 of the panel's |map|, with 0 in the middle.
+    """
+    import matplotlib
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    p = f"p{percentile:g}"
+    mappable = ScalarMappable(Normalize(-1.0 if signed else 0.0, 1.0), matplotlib.colormaps[cmap])
+    bar = ax.figure.colorbar(mappable, ax=ax, fraction=0.046, pad=0.03)
+    if signed:
+        bar.set_ticks([-1.0, 0.0, 1.0], labels=[f"-{p}", "0", f"+{p}"])
+        bar.set_label(f"÷ own {p} of |map|", fontsize=7, labelpad=1)
+    else:
+        bar.set_ticks([0.0, 1.0], labels=["min", f"≥{p}"])
+        bar.set_label(f"scaled to own {p}", fontsize=7, labelpad=1)
+    bar.ax.tick_params(labelsize=7, length=2, pad=1)
+    return bar
 
 
 # --------------------------------------------------------------------------- reduction
@@ -182,31 +214,35 @@ def show_image(image: Any, *, ax: Any = None, title: str | None = None) -> Any:
 
 
 def show_heatmap(attribution: Any, *, ax: Any = None, reduce: str = "max_abs", percentile: float = 99.0,
-                 cmap: str = "inferno", title: str | None = None, colorbar: bool = False,
+                 cmap: str = "inferno", title: str | None = None, colorbar: bool = True,
                  smooth: float = 0.0) -> Any:
     """Show an attribution as an unsigned heatmap in [0, 1] (channels reduced, clipped at ``percentile``).
 
     ``smooth`` > 0 blurs the reduced map with a Gaussian of that many pixels
     (for display only, before scaling); say so in the figure when you use it.
+    ``colorbar`` (default on) draws a slim bar labelled with the scale: the panel's
+    minimum to its own ``percentile`` ("p99").
     """
+    colorbar = _check_flag(colorbar, "colorbar")
     ax = _new_ax(ax)
-    im = ax.imshow(_map2d(attribution, reduce, percentile, False, smooth), cmap=cmap, vmin=0, vmax=1)
+    ax.imshow(_map2d(attribution, reduce, percentile, False, smooth), cmap=cmap, vmin=0, vmax=1)
     if colorbar:
-        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        _scale_bar(ax, cmap, signed=False, percentile=percentile)
     return _finish(ax, title)
 
 
 def show_overlay(image: Any, attribution: Any, *, ax: Any = None, reduce: str = "max_abs",
                  percentile: float = 99.0, cmap: str = "inferno", alpha: float = 0.8,
-                 title: str | None = None, smooth: float = 0.0) -> Any:
+                 title: str | None = None, smooth: float = 0.0, colorbar: bool = True) -> Any:
     """Show an unsigned heatmap over a (grey-scaled) photo of the same height and width.
 
     The map's opacity is ``alpha`` times its value, so low-attribution regions
     show the photo and high-attribution regions show the colour. Pixel-level
     gradient maps are speckled and hard to read over a photo; ``smooth`` > 0
     blurs the reduced map with a Gaussian of that many pixels first (display
-    only; say so in the figure).
+    only; say so in the figure). ``colorbar`` as in :func:`show_heatmap`.
     """
+    colorbar = _check_flag(colorbar, "colorbar")
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
     ax = _new_ax(ax)
@@ -221,22 +257,26 @@ def show_overlay(image: Any, attribution: Any, *, ax: Any = None, reduce: str = 
     rgba = matplotlib.colormaps[cmap](heat)
     rgba[..., 3] = alpha * heat
     ax.imshow(rgba)
+    if colorbar:
+        _scale_bar(ax, cmap, signed=False, percentile=percentile)
     return _finish(ax, title)
 
 
 def show_diverging(attribution: Any, *, ax: Any = None, reduce: str = "sum", percentile: float = 99.0,
-                   cmap: str = "RdBu_r", title: str | None = None, colorbar: bool = False,
+                   cmap: str = "RdBu_r", title: str | None = None, colorbar: bool = True,
                    smooth: float = 0.0) -> Any:
     """Show a signed map in [-1, 1]: red raises the class score, blue lowers it, white is 0.
 
     Channels are reduced by their signed sum by default; the scale is the
     ``percentile`` of |map| (PAIR's ``VisualizeImageDiverging``). ``smooth`` as in
-    :func:`show_heatmap`.
+    :func:`show_heatmap`. ``colorbar`` (default on) draws a slim bar from -p99 to
+    +p99 of the panel's own |map|.
     """
+    colorbar = _check_flag(colorbar, "colorbar")
     ax = _new_ax(ax)
-    im = ax.imshow(_map2d(attribution, reduce, percentile, True, smooth), cmap=cmap, vmin=-1, vmax=1)
+    ax.imshow(_map2d(attribution, reduce, percentile, True, smooth), cmap=cmap, vmin=-1, vmax=1)
     if colorbar:
-        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        _scale_bar(ax, cmap, signed=True, percentile=percentile)
     return _finish(ax, title)
 
 

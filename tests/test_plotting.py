@@ -108,6 +108,47 @@ def test_diverging_draws_signed_map():
     assert ax.images[0].get_clim() == (-1, 1)
 
 
+def _bar_labels(ax):
+    """Tick labels and axis label of the colourbar drawn beside ``ax`` (None when there is none)."""
+    bars = [other for other in ax.figure.axes if other is not ax and getattr(other, "_colorbar", None) is not None]
+    if not bars:
+        return None
+    assert len(bars) == 1
+    bar = bars[0]._colorbar
+    return [t.get_text() for t in bar.ax.get_yticklabels()], bar.ax.get_ylabel()
+
+
+def test_maps_state_their_scale_in_a_colourbar_by_default():
+    fig, ax = plt.subplots()
+    show_heatmap(A, ax=ax)
+    assert _bar_labels(ax) == (["min", "≥p99"], "scaled to own p99")
+    fig, ax = plt.subplots()
+    show_diverging(A, ax=ax, percentile=95)
+    assert _bar_labels(ax) == (["-p95", "0", "+p95"], "÷ own p95 of |map|")
+    fig, ax = plt.subplots()
+    show_overlay(np.zeros((2, 2, 3)), A, ax=ax, percentile=99.5)
+    assert _bar_labels(ax) == (["min", "≥p99.5"], "scaled to own p99.5")
+    # the bar uses the same colour map and range as the panel
+    bar = [o for o in fig.axes if o is not ax][0]._colorbar
+    assert bar.cmap.name == "inferno" and (bar.vmin, bar.vmax) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("draw", [show_heatmap, show_diverging,
+                                  lambda a, **kw: show_overlay(np.zeros((2, 2, 3)), a, **kw)])
+def test_colorbar_false_leaves_the_panel_alone(draw):
+    fig, ax = plt.subplots()
+    draw(A, ax=ax, colorbar=False)
+    assert fig.axes == [ax] and _bar_labels(ax) is None
+
+
+def test_colourbars_fit_an_image_grid():
+    fig, axes = image_grid(2, 3)
+    for ax in axes.flat:
+        show_diverging(A, ax=ax)
+    fig.canvas.draw()  # constrained layout places every bar without error
+    assert len(fig.axes) == 12
+
+
 def test_overlay_and_image_accept_hwc_and_chw():
     rng = np.random.default_rng(0)
     photo_hwc = rng.random((6, 5, 3))
@@ -168,6 +209,8 @@ def test_image_grid_shapes_and_labels():
         (lambda: show_heatmap(A, smooth=-1), ValueError, "smooth.*-1"),
         (lambda: show_overlay(np.zeros((2, 2, 3)), A, smooth=float("nan")), ValueError, "smooth.*nan"),
         (lambda: image_grid(2, 2, col_labels=["a"]), ValueError, "col_labels"),
+        (lambda: show_heatmap(A, colorbar="yes"), TypeError, "colorbar.*yes"),
+        (lambda: show_overlay(np.zeros((2, 2, 3)), A, colorbar=1), TypeError, "colorbar.*1"),
     ],
 )
 def test_bad_arguments(call, exc, pattern):
