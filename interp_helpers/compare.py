@@ -16,6 +16,12 @@ et al. 2017); :func:`layer_map` does that. Three summaries compare such maps:
 after :func:`pool_map` has averaged every map down to a common coarse grid: a
 7 x 7 stage map cannot express finer structure than its grid, and comparing it
 pixel by pixel with a pixel-noisy input map mostly measures the noise.
+
+Which *channels* carry a stage's attribution: :func:`channel_importance` sums
+|attribution| over the positions of each channel, :func:`top_channel_share`
+turns that into the share of the total carried by the k most important channels
+(k = 1 .. C), and :func:`layer_activations` returns the stage's activations, so
+that the most important channel's activation map can be shown next to the photo.
 Nothing here plots.
 """
 from __future__ import annotations
@@ -30,12 +36,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._checks import as_module, check_inputs, check_positive_int, frozen_model
+from .expgrad import _activations, _check_layer, _model_device
+
 __all__ = [
     "agreement_table",
+    "channel_importance",
     "effective_resolution",
+    "layer_activations",
     "layer_map",
     "pool_map",
     "rank_correlation",
+    "top_channel_share",
     "top_fraction_overlap",
 ]
 
@@ -209,3 +221,70 @@ def agreement_table(maps: Mapping[str, Any], *, fraction: float = 0.1,
         rows.append({"a": na, "b": nb, "spearman": rank_correlation(a, b),
                      "top_overlap": top_fraction_overlap(a, b, fraction)})
     return pd.DataFrame(rows, columns=["a", "b", "spearman", "top_overlap"])
+
+
+# --------------------------------------------------------------------------- channels
+
+
+def _check_stage_attribution(attribution: Any) -> torch.Tensor:
+    if not isinstance(attribution, torch.Tensor):
+        raise TypeError(f"attribution must be a torch.Tensor (N, C, h, w) or (C, h, w), got {type(attribution).__name__}")
+    a = attribution.detach()
+    if a.dim() == 3:
+        a = a.unsqueeze(0)
+    if a.dim() != 4 or min(a.shape) < 1:
+        raise ValueError(f"attribution must be (N, C, h, w) or (C, h, w), got shape {tuple(attribution.shape)}")
+    if not a.is_floating_point():
+        raise ValueError(f"attribution must be a floating-point tensor, got dtype {a.dtype}")
+    if not torch.isfinite(a).all():
+        raise ValueError("attribution contains NaN or inf values")
+    return a.cpu().double()
+
+
+def channel_importance(attribution: torch.Tensor) -> torch.Tensor:
+    """Total |attribution| of each channel: ``(N, C, h, w)`` or ``(C, h, w)`` -> ``(N, C)``, float64.
+
+    Channel ``c`` of image ``n`` gets ``sum over (i, j) of |a[n, c, i, j]|``:
+    how much attribution, of either sign, passes through that feature map.
+    """
+    return _check_stage_attribution(attribution).abs().sum(dim=(2, 3))
+
+
+def top_channel_share(attribution: torch.Tensor) -> torch.Tensor:
+    """Share of the total |attribution| carried by the k most important channels, k = 1 .. C.
+
+    Returns ``(N, C)`` float64: column ``k - 1`` is the share carried by the
+    ``k`` channels with the largest :func:`channel_importance` (so each row
+    rises to 1 at ``k = C``). If every channel carried the same amount, the
+    share would be ``k / C``; a row that reaches 0.5 at small ``k`` means a few
+    channels carry most of the attribution. An all-zero attribution is refused
+    (its shares are undefined).
+    """
+    importance = channel_importance(attribution)
+    total = importance.sum(dim=1, keepdim=True)
+    if (total <= 0).any():
+        raise ValueError("attribution is zero for some image: its channel shares are undefined")
+    ranked = importance.sort(dim=1, descending=True).values
+    return (ranked.cumsum(dim=1) / total).clamp(max=1.0)
+
+
+def layer_activations(model: Any, inputs: torch.Tensor, layer: Any, *, batch_size: int = 50) -> torch.Tensor:
+    """The output of ``layer`` (a submodule of ``model``) for ``inputs``: ``(N, *activation shape)``.
+
+    Runs ``model`` on ``inputs`` in chunks of ``batch_size`` without gradients
+    and records the layer's output with a forward hook. The model is
+    left exactly as found (training flags, gradients, hooks), also on error.
+    Raises if ``layer`` is not in ``model``, is not called exactly once per
+    pass, or returns something other than one tensor. Returned on ``inputs``'
+    device.
+    """
+    module = as_module(model)
+    inputs = check_inputs(inputs)
+    layer = _check_layer(layer, module, "output")
+    if layer is None:
+        raise TypeError("layer must be a torch.nn.Module inside model, got None")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    device = _model_device(module, inputs.device)
+    with frozen_model(module) as m:
+        acts, _ = _activations(m, layer, "output", inputs.detach().to(device), batch_size, stop=False)
+    return acts.to(inputs.device)

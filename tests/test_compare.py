@@ -8,10 +8,13 @@ from scipy.stats import spearmanr
 
 from interp_helpers.compare import (
     agreement_table,
+    channel_importance,
     effective_resolution,
+    layer_activations,
     layer_map,
     pool_map,
     rank_correlation,
+    top_channel_share,
     top_fraction_overlap,
 )
 
@@ -158,5 +161,99 @@ def test_pool_map_returns_block_values_and_feeds_the_table() -> None:
     ],
 )
 def test_bad_arguments(call: object, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        call()
+
+
+# --------------------------------------------------------------------------- channels
+
+
+def test_channel_importance_and_top_channel_share_known_answers() -> None:
+    a = torch.zeros(2, 4, 3, 3, dtype=torch.float64)
+    a[0, 2] = -1.0  # image 0: channel 2 carries 9 of 12
+    a[0, 0, 0, 0], a[0, 1, 1, 1], a[0, 3, 2, 2] = 1.0, 1.0, -1.0
+    a[1] = 0.5  # image 1: every channel carries the same
+    importance = channel_importance(a)
+    assert importance.shape == (2, 4)
+    torch.testing.assert_close(importance[0], torch.tensor([1.0, 1.0, 9.0, 1.0], dtype=torch.float64))
+    share = top_channel_share(a)
+    torch.testing.assert_close(share[0], torch.tensor([0.75, 10 / 12, 11 / 12, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(share[1], torch.tensor([0.25, 0.5, 0.75, 1.0], dtype=torch.float64))
+    # a single image (C, h, w) is a batch of one; the sign of the attribution does not matter
+    torch.testing.assert_close(top_channel_share(-a[0]), share[:1])
+
+
+def test_top_channel_share_is_monotone_and_ends_at_one() -> None:
+    a = torch.randn(3, 17, 5, 5, generator=torch.Generator().manual_seed(0))
+    share = top_channel_share(a)
+    assert bool((share.diff(dim=1) >= 0).all())
+    torch.testing.assert_close(share[:, -1], torch.ones(3, dtype=torch.float64))
+    # the top channel is the argmax of the importance
+    top = channel_importance(a).argmax(dim=1)
+    for n in range(3):
+        assert float(share[n, 0]) == pytest.approx(float(a[n, top[n]].abs().sum() / a[n].abs().sum()))
+
+
+class _TwoStage(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stage1 = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.stage2 = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Conv2d(4, 6, 3, stride=2, padding=1))
+        self.head = torch.nn.Linear(6, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stage2(self.stage1(x)).mean(dim=(2, 3)))
+
+
+def test_layer_activations_match_a_manual_forward_and_leave_the_model_as_found() -> None:
+    torch.manual_seed(0)
+    model = _TwoStage().train()
+    model.head.weight.grad = torch.ones_like(model.head.weight)
+    x = torch.randn(5, 3, 16, 16)
+    acts = layer_activations(model, x, model.stage2, batch_size=2)
+    with torch.no_grad():
+        expected = model.stage2(model.stage1(x))
+    assert acts.shape == (5, 6, 4, 4)
+    torch.testing.assert_close(acts, expected)
+    torch.testing.assert_close(layer_activations(model, x, model.stage1), model.stage1(x).detach())
+    assert model.training and all(m.training for m in model.modules())
+    assert all(p.requires_grad for p in model.parameters())
+    torch.testing.assert_close(model.head.weight.grad, torch.ones_like(model.head.weight))
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def test_layer_activations_refuses_a_layer_called_twice_and_restores_the_model() -> None:
+    class Twice(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block = torch.nn.Conv2d(3, 3, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.block(self.block(x)).mean(dim=(2, 3))
+
+    model = Twice().train()
+    with pytest.raises(ValueError, match="exactly once"):
+        layer_activations(model, torch.randn(1, 3, 4, 4), model.block)
+    assert model.training and not model.block._forward_hooks
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: channel_importance(np.zeros((1, 2, 3, 3))), TypeError, "attribution"),
+        (lambda: channel_importance(torch.zeros(3, 3)), ValueError, "attribution"),
+        (lambda: channel_importance(torch.zeros(1, 2, 3, 3, dtype=torch.long)), ValueError, "floating"),
+        (lambda: channel_importance(torch.full((1, 2, 3, 3), float("nan"))), ValueError, "NaN"),
+        (lambda: top_channel_share(torch.zeros(1, 2, 3, 3)), ValueError, "zero"),
+        (lambda: layer_activations("model", torch.zeros(1, 3, 8, 8), None), TypeError, "model"),
+        (lambda: layer_activations(_TwoStage(), torch.zeros(3, 8, 8), _TwoStage().stage1), ValueError, "inputs"),
+        (lambda: layer_activations(_TwoStage(), torch.zeros(1, 3, 8, 8), None), TypeError, "layer"),
+        (lambda: layer_activations(_TwoStage(), torch.zeros(1, 3, 8, 8), torch.nn.ReLU()), ValueError, "layer"),
+        (lambda: layer_activations(_TwoStage(), torch.zeros(1, 3, 8, 8), "stage1"), TypeError, "layer"),
+        (lambda: (lambda m: layer_activations(m, torch.zeros(1, 3, 8, 8), m.stage1, batch_size=0))(_TwoStage()),
+         ValueError, "batch_size"),
+    ],
+)
+def test_channel_functions_bad_arguments(call: object, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         call()
