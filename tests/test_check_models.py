@@ -37,20 +37,15 @@ def test_legacy_densenet_names_are_the_published_ones():
     assert "| 05_x | densenet121 | ok | 12 s | 3.25 GB |" in table([Run("05_x", "densenet121", True, 12.0, 3.25, "")])
 
 
-def test_the_runner_is_called_with_its_own_timeout_argument(monkeypatch):
+def test_the_runner_gets_the_per_cell_timeout(monkeypatch):
     import tools.check_models as C
 
     calls = []
 
-    def old_runner(path, *, quick, timeout=900, output=None, env=None):
-        calls.append(("timeout", timeout))
+    def runner(path, *, quick, output=None, cell_timeout=600, total_timeout=None, env=None):
+        calls.append((quick, cell_timeout))
         return 1.0
 
-    def new_runner(path, *, quick, output=None, cell_timeout=600, total_timeout=None, env=None):
-        calls.append(("cell_timeout", cell_timeout))
-        return 1.0
-
-    for runner in (old_runner, new_runner):
-        monkeypatch.setattr(C, "execute_notebook", runner)
-        C._execute(Path("x.ipynb"), quick=True, timeout=77, output=Path("y.ipynb"), env={})
-    assert calls == [("timeout", 77), ("cell_timeout", 77)]
+    monkeypatch.setattr(C, "execute_notebook", runner)
+    C._execute(Path("x.ipynb"), quick=True, timeout=77, output=Path("y.ipynb"), env={})
+    assert calls == [(True, 77)]

@@ -23,7 +23,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import platform
@@ -45,10 +44,7 @@ if str(ROOT) not in sys.path:
 
 from interp_helpers import models as M  # noqa: E402
 
-try:  # the notebook runner lives in tools/tutorial.py, or (earlier layout) in interp_helpers/tutorial.py
-    from tools.tutorial import execute_notebook  # noqa: E402
-except ImportError:
-    from interp_helpers.tutorial import execute_notebook  # noqa: E402
+from tools.tutorial import execute_notebook  # noqa: E402
 
 DEFAULT_NOTEBOOKS = ("01", "02", "03", "05")
 DEFAULT_MODELS = ("resnet50", "densenet121")
@@ -187,10 +183,8 @@ class Run:
 
 
 def _execute(path: Path, *, quick: bool, timeout: int, output: Path, env: dict[str, str]) -> float:
-    """``execute_notebook`` with a per-cell timeout, whichever name its version gives that argument."""
-    params = inspect.signature(execute_notebook).parameters
-    key = "cell_timeout" if "cell_timeout" in params else "timeout"
-    return execute_notebook(path, quick=quick, output=output, env=env, **{key: timeout})
+    """``execute_notebook`` with a per-cell timeout."""
+    return execute_notebook(path, quick=quick, output=output, env=env, cell_timeout=timeout)
 
 
 def _notebook(number: str) -> Path:
