@@ -283,8 +283,11 @@ def _safe_load(path: Path, name: str) -> dict[str, torch.Tensor]:
             "pickle, which can run arbitrary code, so it is refused. Save a plain state dict "
             "(torch.save(model.state_dict(), path)) instead."
         ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, IndexError) as exc:
-        raise ValueError(f"{name}: {path} is not a readable PyTorch checkpoint (corrupt or truncated? {exc})") from exc
+    except Exception as exc:  # arbitrary bytes make the unpickler raise anything (KeyError, IndexError, ...)
+        raise ValueError(
+            f"{name}: {path} is not a readable PyTorch checkpoint (corrupt or truncated? "
+            f"{type(exc).__name__}: {exc})"
+        ) from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):

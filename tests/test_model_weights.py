@@ -186,7 +186,7 @@ def _write_failure(kind: str, path) -> str:
     if kind == "missing":
         return "not cached and cannot be downloaded"
     if kind == "corrupt":
-        path.write_bytes(os.urandom(4096))
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
         return path.name
     if kind == "truncated":
         torch.save(legacy_densenet_state(random_state("densenet121", 0)), path)
@@ -272,3 +272,17 @@ def test_random_weights_use_the_original_weights_preprocessing(name):
     preset = M.torchvision_weights(name, "IMAGENET1K_V1").transforms()
     assert torch.equal(loaded.transform(image), preset(image))
     assert loaded.weights.startswith("random")
+
+
+def test_garbage_never_escapes_as_a_raw_error(torch_home):
+    """Whatever garbage sits at the cache path, loading names the model and the file (a ValueError).
+    Random bytes once made the weights-only unpickler raise a bare KeyError: a memo lookup
+    (pickle's BINGET / LONG_BINGET) of a key that was never stored."""
+    path = M.torchvision_checkpoint_path("densenet121")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(12345)
+    crafted = [b"\x80\x02h\x05.", b"\x80\x02j\x05\x00\x00\x00.", b"h\x01."]
+    for data in crafted + [rng.bytes(size) for size in [1, 7, 64, 4096] * 10]:
+        path.write_bytes(data)
+        with pytest.raises(ValueError, match=path.name):
+            M._safe_load(path, "densenet121")
