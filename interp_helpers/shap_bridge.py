@@ -29,7 +29,7 @@ from torch import nn
 
 from . import _rng
 from ._checks import as_module, check_inputs, check_positive_int, frozen_model
-from .expgrad import _check_background, _check_layer
+from .expgrad import DEFAULT_BATCH_SIZE, _check_background, _check_layer
 from .memory import memory_batch_size
 
 __all__ = ["image_plot_values", "shap_gradient_explainer"]
@@ -62,7 +62,7 @@ def shap_gradient_explainer(
             Gaussian noise added to the *explained* image at every draw
             (SmoothGrad-style), in input units.
         batch_size: shap's ``batch_size`` (draws per forward/backward pass). Default ``None``:
-            shap's 50, fewer where a pass would not fit the memory budget
+            shap's 50 (:data:`~interp_helpers.expgrad.DEFAULT_BATCH_SIZE`), fewer where a pass would not fit the memory budget
             (:func:`~interp_helpers.memory.memory_batch_size`).
         seed: shap's ``rseed`` and the seed of its ``local_smoothing`` noise; the global
             NumPy and torch RNG states are restored afterwards.
@@ -81,7 +81,7 @@ def shap_gradient_explainer(
     nsamples = check_positive_int(nsamples, "nsamples")
     ranked_outputs = check_positive_int(ranked_outputs, "ranked_outputs")
     if batch_size is None:
-        batch_size = memory_batch_size(module, inputs, cap=50)
+        batch_size = memory_batch_size(module, inputs, cap=DEFAULT_BATCH_SIZE)
     batch_size = check_positive_int(batch_size, "batch_size")
     if (isinstance(local_smoothing, bool) or not isinstance(local_smoothing, numbers.Real)
             or not np.isfinite(local_smoothing) or local_smoothing < 0):
