@@ -40,8 +40,8 @@ import numpy as np
 import torch
 import torchvision
 
-import interp_helpers.expgrad as eg
-from interp_helpers._checks import frozen_model
+import interp_helpers.attribution.expected_gradients as eg
+from interp_helpers.validation import frozen_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -102,8 +102,8 @@ def make_methods(model: torch.nn.Module, x: torch.Tensor, target: int, n: int, b
                  naive: bool, legacy: bool, core: bool = False) -> dict[str, Callable[[], object]]:
     from captum.attr import NoiseTunnel, Saliency
 
-    from interp_helpers import saliency
-    from interp_helpers.saliency import noise_sigma, smoothgrad
+    import interp_helpers.attribution.noise as saliency
+    from interp_helpers.attribution.noise import noise_sigma, smoothgrad
 
     sigma = float(noise_sigma(x, 0.15)[0])
     nt = NoiseTunnel(Saliency(model))
@@ -237,7 +237,7 @@ def ratio_summary(num: list[float], den: list[float], seed: int = 0) -> dict[str
 
 def rss_child(model_name: str, n: int, batch: int, device_name: str) -> None:
     """Run one smoothgrad call in this (fresh) process and print its peak memory as JSON."""
-    from interp_helpers.saliency import smoothgrad
+    from interp_helpers.attribution.noise import smoothgrad
 
     device = torch.device(device_name)
     model = build_model(model_name, device)
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
         plan = {m: plan.get(m, (8, 4)) for m in args.models}
 
     from interp_helpers import _rng
-    from interp_helpers.saliency import smoothgrad
+    from interp_helpers.attribution.noise import smoothgrad
 
     info = machine()
     t_start = time.perf_counter()
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
         m = max(n, 64)
         over = per_sample(lambda: smoothgrad(trivial, x, 1, n_samples=m, noise_level=0.15, batch_size=batch, seed=0),
                           m, threads, min_run_time)
-        from interp_helpers._checks import frozen_model
+        from interp_helpers.validation import frozen_model
 
         def freeze() -> None:
             with frozen_model(model):

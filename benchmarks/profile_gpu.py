@@ -15,8 +15,9 @@ import torch
 import torchvision
 from torch.profiler import ProfilerActivity, profile
 
-from interp_helpers import _rng, saliency
-from interp_helpers.saliency import smoothgrad
+from interp_helpers import _rng
+import interp_helpers.attribution.noise as saliency
+from interp_helpers.attribution.noise import smoothgrad
 
 dev = torch.device("cuda")
 N, B = 64, 32

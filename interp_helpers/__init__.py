@@ -1,8 +1,8 @@
 """interp_helpers: the tested helper package behind the interpretability notebook series.
 
 Computation and plotting live in separate modules. The functions the notebooks call most are
-re-exported here; specialised ones are imported from their module (``interp_helpers.compare``,
-``interp_helpers.shap_bridge``, ...).
+re-exported here; specialised ones are imported from their module (``interp_helpers.metrics.depth``,
+``interp_helpers.attribution.shap_bridge``, ...).
 """
 from .data import load_boston
 from .images import ExampleImage, example_images, load_image
@@ -16,8 +16,8 @@ from .models import (
 )
 from .notebook import NotebookSetup, setup_notebook
 
-from .saliency import add_noise, gradient, gradient_x_input, smoothgrad, smoothgrad_checkpoints
-from .plotting import (
+from .attribution.noise import add_noise, gradient, gradient_x_input, smoothgrad, smoothgrad_checkpoints
+from .plotting.maps import (
     image_grid,
     normalize_map,
     reduce_channels,
@@ -26,9 +26,9 @@ from .plotting import (
     show_image,
     show_overlay,
 )
-from .expgrad import expected_gradients
-from .backgrounds import blurred_copies, make_background
-from .tabular import (
+from .attribution.expected_gradients import expected_gradients
+from .attribution.backgrounds import blurred_copies, make_background
+from .tabular.treeshap import (
     BaselineComparison,
     CatBoostFit,
     ShapCheck,
@@ -44,7 +44,7 @@ from .tabular import (
     train_catboost,
     tree_shap,
 )
-from .tabular_plots import (
+from .plotting.tabular import (
     plot_bar,
     plot_beeswarm,
     plot_dependence,
@@ -53,7 +53,7 @@ from .tabular_plots import (
     plot_interaction_heatmap,
     plot_waterfall,
 )
-from .evaluation import (
+from .metrics.faithfulness import (
     CurveResult,
     RandomizationResult,
     auc_table,
@@ -62,7 +62,7 @@ from .evaluation import (
     randomization_table,
     randomization_test,
 )
-from .evaluation_plots import plot_curves, plot_randomization
+from .plotting.evaluation import plot_curves, plot_randomization
 
 __version__ = "0.1.0"
 

@@ -74,12 +74,12 @@ def _explain(args: argparse.Namespace) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from . import plotting
-    from .backgrounds import make_background
-    from .expgrad import expected_gradients
+    from .plotting import maps as plotting
+    from .attribution.backgrounds import make_background
+    from .attribution.expected_gradients import expected_gradients
     from .images import example_images, load_image
     from .models import load_model, predict
-    from .saliency import gradient, smoothgrad
+    from .attribution.noise import gradient, smoothgrad
 
     if args.n_samples < 1:
         raise ValueError(f"--n-samples must be >= 1, got {args.n_samples}")

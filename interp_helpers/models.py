@@ -28,7 +28,7 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms
 
-from ._checks import check_positive_int, frozen_model
+from .validation import check_positive_int, frozen_model
 from .images import load_image
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Tests for interp_helpers.backgrounds: crops, blur known answers, seeding, bad input."""
+"""Tests for interp_helpers.attribution.backgrounds: crops, blur known answers, seeding, bad input."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from interp_helpers.backgrounds import blurred_copies, make_background, random_crops
+from interp_helpers.attribution.backgrounds import blurred_copies, make_background, random_crops
 
 
 def _gradient_photo(w: int = 60, h: int = 40) -> Image.Image:

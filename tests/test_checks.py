@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from interp_helpers._checks import check_inputs, check_targets, frozen_model, model_fingerprint
+from interp_helpers.validation import check_inputs, check_targets, frozen_model, model_fingerprint
 from interp_helpers._rng import check_seed, derive_seed, generator
 
 

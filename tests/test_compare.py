@@ -1,4 +1,4 @@
-"""Tests for interp_helpers.compare: known answers for resolution, correlation and overlap; bad input."""
+"""Tests for interp_helpers.metrics.depth: known answers for resolution, correlation and overlap; bad input."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from interp_helpers.compare import (
+from interp_helpers.metrics.depth import (
     agreement_table,
     channel_importance,
     effective_resolution,

@@ -1,4 +1,4 @@
-"""Known-answer tests for interp_helpers.evaluation (deletion/insertion, randomization test).
+"""Known-answer tests for interp_helpers.metrics.faithfulness (deletion/insertion, randomization test).
 
 The curve tests use a model that is linear in a known set of pixels followed by a
 two-class softmax. Deleting (inserting) pixel ``p`` then changes the logit by
@@ -18,8 +18,8 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from interp_helpers._checks import model_fingerprint
-from interp_helpers.evaluation import (
+from interp_helpers.validation import model_fingerprint
+from interp_helpers.metrics.faithfulness import (
     CurveResult,
     auc_table,
     cascade_stages,
@@ -611,7 +611,7 @@ def test_randomization_table():
 def test_evaluation_plots_draw_results_and_check_arguments():
     import matplotlib.pyplot as plt
 
-    from interp_helpers.evaluation_plots import plot_cascade_maps, plot_curves, plot_randomization
+    from interp_helpers.plotting.evaluation import plot_cascade_maps, plot_curves, plot_randomization
 
     model, x, _ = _pixel_setup(n=2)
     curves = {k: deletion_curve(model, x, _random_map(2, seed=s), 1, steps=6) for s, k in enumerate(["a", "b"])}

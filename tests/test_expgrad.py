@@ -1,4 +1,4 @@
-"""Tests for interp_helpers.expgrad: known answers, completeness, seeding, shap cross-check, bad input."""
+"""Tests for interp_helpers.attribution.expected_gradients: known answers, completeness, seeding, shap cross-check, bad input."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from interp_helpers._checks import model_fingerprint
-from interp_helpers.expgrad import _draws, expected_gradients, expected_gradients_check, expected_output_gap
+from interp_helpers.validation import model_fingerprint
+from interp_helpers.attribution.expected_gradients import _draws, expected_gradients, expected_gradients_check, expected_output_gap
 
 
 # --------------------------------------------------------------------------- models
@@ -470,7 +470,7 @@ def test_cuda_model_with_cpu_inputs_matches_cpu() -> None:
 
 
 def test_progress_bar_option_does_not_change_the_result() -> None:
-    from interp_helpers.expgrad import expected_gradients as eg
+    from interp_helpers.attribution.expected_gradients import expected_gradients as eg
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
     x, background = torch.rand(2, 3, 2, 2), torch.rand(4, 3, 2, 2)

@@ -1,4 +1,4 @@
-"""Known-answer and bad-input tests for interp_helpers.plotting."""
+"""Known-answer and bad-input tests for interp_helpers.plotting.maps."""
 from __future__ import annotations
 
 import importlib
@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from interp_helpers import plotting  # noqa: E402
-from interp_helpers.plotting import (  # noqa: E402
+from interp_helpers.plotting.maps import (  # noqa: E402
     image_grid,
     normalize_map,
     reduce_channels,
@@ -221,7 +221,7 @@ def test_bad_arguments(call, exc, pattern):
 def test_import_changes_no_rcparams():
     code = (
         "import matplotlib; before = dict(matplotlib.rcParams);"
-        "import interp_helpers.plotting;"
+        "import interp_helpers.plotting.maps;"
         "assert dict(matplotlib.rcParams) == before; print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

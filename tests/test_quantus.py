@@ -1,4 +1,4 @@
-"""Cross-checks of interp_helpers.evaluation against Quantus 0.6 (Hedström et al. 2023, JMLR), a test-only dependency.
+"""Cross-checks of interp_helpers.metrics.faithfulness against Quantus 0.6 (Hedström et al. 2023, JMLR), a test-only dependency.
 
 * **Deletion vs ``quantus.PixelFlipping``.** Same model, same map, same baseline, same step size: the curves
   agree to float32 rounding once Quantus's conventions are aligned with ours. The conventions that differ
@@ -39,8 +39,8 @@ from torch import nn
 
 quantus = pytest.importorskip("quantus", reason="quantus is a test-only dependency (pip install -e .[test])")
 
-from interp_helpers.evaluation import deletion_curve, randomization_test  # noqa: E402
-from interp_helpers.saliency import gradient  # noqa: E402
+from interp_helpers.metrics.faithfulness import deletion_curve, randomization_test  # noqa: E402
+from interp_helpers.attribution.noise import gradient  # noqa: E402
 
 N, C, H, W = 3, 3, 12, 12
 PIXELS_PER_STEP = 4

@@ -1,4 +1,4 @@
-"""Known-answer, consistency, state and bad-input tests for interp_helpers.saliency.
+"""Known-answer, consistency, state and bad-input tests for interp_helpers.attribution.noise.
 
 The analytic model is f(x) = sum(w * x^2 / 2), whose input gradient is w * x.
 With x + eps, eps ~ N(0, sigma^2): E[grad] = w x, E[grad^2] = w^2 (x^2 + sigma^2),
@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from interp_helpers import _rng
-from interp_helpers._checks import model_fingerprint
-from interp_helpers.saliency import (
+from interp_helpers.validation import model_fingerprint
+from interp_helpers.attribution.noise import (
     _fill_noise,
     add_noise,
     default_batch_size,

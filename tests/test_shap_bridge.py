@@ -1,4 +1,4 @@
-"""Tests for interp_helpers.shap_bridge: same numbers as raw shap, no side effects, layouts."""
+"""Tests for interp_helpers.attribution.shap_bridge: same numbers as raw shap, no side effects, layouts."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from interp_helpers._checks import model_fingerprint
-from interp_helpers.shap_bridge import image_plot_values, shap_gradient_explainer
+from interp_helpers.validation import model_fingerprint
+from interp_helpers.attribution.shap_bridge import image_plot_values, shap_gradient_explainer
 
 shap = pytest.importorskip("shap")
 

@@ -1,4 +1,4 @@
-"""Tests for interp_helpers.tabular (CatBoost + TreeSHAP) and interp_helpers.tabular_plots.
+"""Tests for interp_helpers.tabular.treeshap (CatBoost + TreeSHAP) and interp_helpers.plotting.tabular.
 
 Known answers: data where one feature alone sets the target; a purely linear
 target that least squares fits exactly; stumps (depth-1 trees), whose model is
@@ -20,8 +20,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 import interp_helpers as ih
-from interp_helpers import tabular as tab
-from interp_helpers import tabular_plots as tplots
+import interp_helpers.tabular.treeshap as tab
+import interp_helpers.plotting.tabular as tplots
 
 TOL = 1e-6
 FAST = {"iterations": 60, "depth": 4, "learning_rate": 0.2}

@@ -1,9 +1,9 @@
-"""Plots of TreeSHAP results -- plotting only; every number comes from :mod:`interp_helpers.tabular`.
+"""Plots of TreeSHAP results -- plotting only; every number comes from :mod:`interp_helpers.tabular.treeshap`.
 
 Thin wrappers around ``shap.plots`` (beeswarm, bar, scatter, waterfall, force
 with ``matplotlib=True``) plus a heatmap of mean |SHAP interaction values| and a
 side-by-side bar chart of global importance measures. Each takes the result
-objects of :mod:`interp_helpers.tabular`, never shows the figure itself, titles
+objects of :mod:`interp_helpers.tabular.treeshap`, never shows the figure itself, titles
 it with the model and data set, and returns the ``Axes`` (or, for shap plots
 that draw on a whole figure, the ``Figure``) so a notebook can compose and save it.
 """
@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
-from .tabular import TreeShapResult, _check_result
+from ..tabular.treeshap import TreeShapResult, _check_result
 
 __all__ = [
     "plot_bar",
@@ -145,7 +145,7 @@ def plot_dependence(
     """SHAP dependence plot (``shap.plots.scatter``): SHAP value of ``feature`` against its value.
 
     ``color_by`` names the feature whose value colours the dots -- pass the
-    partner from :func:`interp_helpers.tabular.strongest_interactions` to show
+    partner from :func:`interp_helpers.tabular.treeshap.strongest_interactions` to show
     the strongest interaction; ``None`` draws plain dots.
     """
     result = _check_result(result)
@@ -241,7 +241,7 @@ def plot_interaction_heatmap(
 ) -> Axes:
     """Heatmap of a feature x feature matrix of mean |SHAP interaction values|.
 
-    ``matrix`` is what :func:`interp_helpers.tabular.mean_abs_interactions`
+    ``matrix`` is what :func:`interp_helpers.tabular.treeshap.mean_abs_interactions`
     returns. The diagonal (main effects) is usually much larger than the
     off-diagonal interactions, so it is hatched out and the colour scale is set
     by the off-diagonal entries; ``annotate`` writes each value in its cell.
@@ -288,7 +288,7 @@ def plot_importance_comparison(
 ) -> Axes:
     """Grouped horizontal bars: each importance measure as a share (%) of its total, per feature.
 
-    ``table`` is what :func:`interp_helpers.tabular.importance_table` returns;
+    ``table`` is what :func:`interp_helpers.tabular.treeshap.importance_table` returns;
     features keep the table's order (largest mean |SHAP| on top).
     """
     if not isinstance(table, pd.DataFrame):

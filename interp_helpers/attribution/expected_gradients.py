@@ -36,9 +36,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from . import _rng
-from ._checks import as_module, check_inputs, check_logits, check_positive_int, check_targets, frozen_model
-from .memory import memory_batch_size
+from .. import _rng
+from ..validation import as_module, check_inputs, check_logits, check_positive_int, check_targets, frozen_model
+from ..memory import memory_batch_size
 
 __all__ = ["ExpectedGradientsCheck", "expected_gradients", "expected_gradients_check", "expected_output_gap"]
 

@@ -18,7 +18,7 @@ per-batch attribution function ``base(module, batch, targets) -> tensor`` of the
 batch's shape; :func:`smoothgrad` is that loop over :func:`_input_gradient`.
 
 Every function here returns a detached tensor of the inputs' shape, leaves the
-model exactly as found (see :func:`interp_helpers._checks.frozen_model`),
+model exactly as found (see :func:`interp_helpers.validation.frozen_model`),
 computes no parameter gradients and never touches the global RNG.
 """
 from __future__ import annotations
@@ -32,9 +32,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import _rng
-from ._checks import as_module, check_inputs, check_logits, check_positive_int, check_targets, frozen_model
-from .memory import memory_batch_size
+from .. import _rng
+from ..validation import as_module, check_inputs, check_logits, check_positive_int, check_targets, frozen_model
+from ..memory import memory_batch_size
 
 __all__ = [
     "VARIANTS",

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from . import _rng
-from ._checks import check_inputs, check_positive_int
-from .images import example_images, load_image
+from .. import _rng
+from ..validation import check_inputs, check_positive_int
+from ..images import example_images, load_image
 
 __all__ = ["blurred_copies", "make_background", "random_crops"]
 

@@ -1,9 +1,9 @@
-"""Plots for :mod:`interp_helpers.evaluation` results; nothing here computes a metric or an attribution.
+"""Plots for :mod:`interp_helpers.metrics.faithfulness` results; nothing here computes a metric or an attribution.
 
 * :func:`plot_curves` -- deletion or insertion curves of several methods (mean over
   images, with the spread across images shaded);
 * :func:`plot_randomization` -- similarity to the original map along the cascade of
-  :func:`~interp_helpers.evaluation.randomization_test`, one line per method;
+  :func:`~interp_helpers.metrics.faithfulness.randomization_test`, one line per method;
 * :func:`plot_cascade_maps` -- the maps themselves along the cascade, one row per
   method (the figure of Adebayo et al. 2018, Fig. 2).
 
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation import CurveResult, RandomizationResult
-from .plotting import image_grid, show_heatmap
+from ..metrics.faithfulness import CurveResult, RandomizationResult
+from .maps import image_grid, show_heatmap
 
 __all__ = ["plot_cascade_maps", "plot_curves", "plot_randomization"]
 
@@ -156,7 +156,7 @@ def plot_cascade_maps(
     Returns:
         ``(fig, axes)``.
     """
-    from .plotting import show_image
+    from .maps import show_image
 
     results = _check_mapping(results, "results", RandomizationResult)
     shown, steps = steps, next(iter(results.values())).steps

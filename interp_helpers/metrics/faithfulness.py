@@ -39,7 +39,7 @@ change a ranking), and its AUC is ``np.trapz(curve, dx=1)`` over the steps
 without the start point. ``tests/test_quantus.py`` checks the curves agree
 exactly once these are aligned.
 
-Everything here computes; nothing plots (see :mod:`interp_helpers.evaluation_plots`).
+Everything here computes; nothing plots (see :mod:`interp_helpers.plotting.evaluation`).
 
 Channel reduction. Both families rank *pixels*, so a ``(C, H, W)`` map is
 reduced over channels first. The default is ``sum_c |a_c|`` ("abs_sum"):
@@ -71,8 +71,8 @@ from scipy.stats import spearmanr
 from skimage.metrics import structural_similarity
 from torch import nn
 
-from ._checks import as_module, check_inputs, check_logits, check_positive_int, check_targets, frozen_model
-from ._rng import check_seed, derive_seed, generator
+from ..validation import as_module, check_inputs, check_logits, check_positive_int, check_targets, frozen_model
+from .._rng import check_seed, derive_seed, generator
 
 __all__ = [
     "CurveResult",

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._checks import as_module, check_inputs, check_positive_int, frozen_model
-from .expgrad import _activations, _check_layer, _model_device
+from ..validation import as_module, check_inputs, check_positive_int, frozen_model
+from ..attribution.expected_gradients import _activations, _check_layer, _model_device
 
 __all__ = [
     "agreement_table",

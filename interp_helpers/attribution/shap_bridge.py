@@ -16,7 +16,7 @@ tensor ``layer1`` produced), the path is interpolated in *input* space, and
 each sample's gradient is multiplied by the layer input at the interpolated
 point, not by a difference from a baseline -- so the attributions do not sum
 to ``f(x) - E[f(x')]`` (shap's tests skip that check for layers). See
-:func:`interp_helpers.expgrad.expected_gradients` for layer attributions that do.
+:func:`interp_helpers.attribution.expected_gradients.expected_gradients` for layer attributions that do.
 """
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _rng
-from ._checks import as_module, check_inputs, check_positive_int, frozen_model
-from .expgrad import DEFAULT_BATCH_SIZE, _check_background, _check_layer
-from .memory import memory_batch_size
+from .. import _rng
+from ..validation import as_module, check_inputs, check_positive_int, frozen_model
+from .expected_gradients import DEFAULT_BATCH_SIZE, _check_background, _check_layer
+from ..memory import memory_batch_size
 
 __all__ = ["image_plot_values", "shap_gradient_explainer"]
 
@@ -62,7 +62,7 @@ def shap_gradient_explainer(
             Gaussian noise added to the *explained* image at every draw
             (SmoothGrad-style), in input units.
         batch_size: shap's ``batch_size`` (draws per forward/backward pass). Default ``None``:
-            shap's 50 (:data:`~interp_helpers.expgrad.DEFAULT_BATCH_SIZE`), fewer where a pass would not fit the memory budget
+            shap's 50 (:data:`~interp_helpers.attribution.expected_gradients.DEFAULT_BATCH_SIZE`), fewer where a pass would not fit the memory budget
             (:func:`~interp_helpers.memory.memory_batch_size`).
         seed: shap's ``rseed`` and the seed of its ``local_smoothing`` noise; the global
             NumPy and torch RNG states are restored afterwards.

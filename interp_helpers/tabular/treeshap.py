@@ -29,7 +29,7 @@ Feature matrices are pandas DataFrames with unique string column names and
 finite numeric values; targets are finite and one per row. Every public
 function checks this at the boundary and raises ``TypeError``/``ValueError``
 naming the argument. Randomness comes only from the ``seed`` parameters.
-Plots of these results live in :mod:`interp_helpers.tabular_plots`.
+Plots of these results live in :mod:`interp_helpers.plotting.tabular`.
 """
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ._checks import check_positive_int
-from ._rng import check_seed
+from ..validation import check_positive_int
+from .._rng import check_seed
 
 __all__ = [
     "BaselineComparison",
