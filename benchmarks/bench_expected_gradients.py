@@ -41,7 +41,7 @@ import torch
 import torchvision
 
 import interp_helpers.attribution.expected_gradients as eg
-from interp_helpers.validation import frozen_model
+from interp_helpers.hooks import frozen_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
         m = max(n, 64)
         over = per_sample(lambda: smoothgrad(trivial, x, 1, n_samples=m, noise_level=0.15, batch_size=batch, seed=0),
                           m, threads, min_run_time)
-        from interp_helpers.validation import frozen_model
+        from interp_helpers.hooks import frozen_model
 
         def freeze() -> None:
             with frozen_model(model):

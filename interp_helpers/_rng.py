@@ -20,16 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["check_seed", "derive_seed", "generator", "normal_", "stream_key", "substream_key", "uniforms"]
 
-
-def check_seed(seed: int | None, name: str = "seed") -> int:
-    """Validate ``seed``; ``None`` draws a fresh seed from OS entropy (not from global state)."""
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"{name} must be a non-negative integer or None, got {seed!r}")
-    return int(seed)
+__all__ = ["derive_seed", "generator", "normal_", "stream_key", "substream_key", "uniforms"]
 
 
 def derive_seed(seed: int, *index: int) -> int:

@@ -17,7 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .validation import as_module, check_inputs, frozen_model
+from .validation import as_module, check_inputs
+
+from .hooks import frozen_model
 
 __all__ = ["BACKWARD_FACTOR", "PASS_BUDGET_BYTES", "memory_batch_size", "saved_bytes_per_image"]
 

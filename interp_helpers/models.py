@@ -28,7 +28,9 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms
 
-from .validation import check_positive_int, frozen_model
+from .validation import check_positive_int
+
+from .hooks import frozen_model
 from .images import load_image
 
 __all__ = [

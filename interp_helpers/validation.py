@@ -1,31 +1,34 @@
-"""Argument checks and model-state bookkeeping shared by every public function.
+"""The one validation module: every argument check of the package lives here.
 
-Two conventions hold across the package:
-
-* public functions validate their arguments at the boundary and raise
-  ``ValueError``/``TypeError`` whose message names the argument and the value;
-* a helper leaves a model exactly as it found it -- train/eval mode of every
-  submodule, each parameter's ``requires_grad`` and ``.grad``, and its hooks --
-  also when it raises (see :func:`frozen_model`).
+Public functions validate their arguments at the boundary and raise
+``ValueError``/``TypeError`` whose message names the argument and the value
+received. Model-state bookkeeping (modes, ``requires_grad``, hooks) lives in
+:mod:`interp_helpers.hooks`.
 """
 from __future__ import annotations
 
-import contextlib
+import math
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 __all__ = [
     "as_module",
-    "check_positive_int",
+    "as_tensor",
+    "check_choice",
+    "check_flag",
+    "check_fraction",
     "check_inputs",
     "check_logits",
+    "check_number",
+    "check_positive_int",
+    "check_seed",
+    "check_size",
     "check_targets",
-    "frozen_model",
-    "model_fingerprint",
 ]
 
 
@@ -113,65 +116,66 @@ def check_logits(logits: Any, batch: int, targets: torch.Tensor | None = None, *
     return logits
 
 
-def _hook_dicts(module: nn.Module) -> list[dict]:
-    names = [
-        "_forward_hooks",
-        "_forward_hooks_with_kwargs",
-        "_forward_hooks_always_called",
-        "_forward_pre_hooks",
-        "_forward_pre_hooks_with_kwargs",
-        "_backward_hooks",
-        "_backward_pre_hooks",
-        "_state_dict_hooks",
-        "_load_state_dict_pre_hooks",
-    ]
-    return [getattr(module, n) for n in names if hasattr(module, n)]
+def check_number(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False) -> float:
+    """Return ``value`` as a float if it is a finite real number in the interval, else raise ``ValueError``.
 
-
-def model_fingerprint(model: Any) -> dict[str, Any]:
-    """A snapshot of everything a helper must leave unchanged; compare two with ``==``.
-
-    Covers each submodule's training flag and hook ids, each parameter's
-    ``requires_grad``, the identity and checksum of its ``.grad``, and the parameter values' checksums.
+    The interval is ``[low, high]``; ``low_open``/``high_open`` exclude an end. ``None`` leaves an end unbounded.
     """
-    module = as_module(model)
-    return {
-        "training": [(n, m.training) for n, m in module.named_modules()],
-        "hooks": [(n, [sorted(d.keys()) for d in _hook_dicts(m)]) for n, m in module.named_modules()],
-        "requires_grad": [(n, p.requires_grad) for n, p in module.named_parameters()],
-        "grad": [(n, None if p.grad is None else (id(p.grad), float(p.grad.detach().double().sum())))
-                 for n, p in module.named_parameters()],
-        "values": [(n, float(p.detach().double().sum())) for n, p in module.named_parameters()],
-    }
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    where = f" in {lo}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}{hi}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be a finite number{where}, got {value!r}")
+    v = float(value)
+    if ((low is not None and (v < low or (low_open and v == low)))
+            or (high is not None and (v > high or (high_open and v == high)))):
+        raise ValueError(f"{name} must be a finite number{where}, got {value!r}")
+    return v
 
 
-@contextlib.contextmanager
-def frozen_model(model: Any, *, eval_mode: bool = True) -> Iterator[nn.Module]:
-    """Run a block with the model in eval mode and its parameters frozen; restore everything after.
+def check_fraction(value: Any, name: str, *, allow_zero: bool = False) -> float:
+    """A fraction in ``(0, 1]`` (``[0, 1]`` with ``allow_zero``) as a float, else ``ValueError``."""
+    return check_number(value, name, low=0.0, high=1.0, low_open=not allow_zero)
 
-    Inside the block every parameter has ``requires_grad=False`` (so backward
-    passes compute input gradients only) and, with ``eval_mode``, every
-    submodule is in eval mode. On exit -- normal or by exception, including
-    ``KeyboardInterrupt`` -- each submodule's training flag, each parameter's
-    ``requires_grad`` and ``.grad`` are restored, and hooks registered inside the
-    block that are still attached are removed. Exceptions propagate.
-    """
-    module = as_module(model)
-    modes = [(m, m.training) for m in module.modules()]
-    params = [(p, p.requires_grad, p.grad) for p in module.parameters()]
-    hook_keys = [(d, set(d.keys())) for m in module.modules() for d in _hook_dicts(m)]
-    try:
-        for p, _, _ in params:
-            p.requires_grad_(False)
-        if eval_mode:
-            module.eval()
-        yield module
-    finally:
-        for m, training in modes:
-            m.training = training
-        for p, requires_grad, grad in params:
-            p.requires_grad_(requires_grad)
-            p.grad = grad
-        for d, keys in hook_keys:
-            for k in [k for k in d.keys() if k not in keys]:
-                del d[k]
+
+def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """``value`` if it is one of the strings ``choices``, else ``ValueError`` listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` as a bool if it is ``True`` or ``False`` (NumPy's bool too), else ``TypeError``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_size(size: Any, name: str = "size") -> tuple[int, int]:
+    """An int >= 1 or a pair of them as ``(H, W)``, else ``ValueError``."""
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        size = (int(size), int(size))
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in size)):
+        raise ValueError(f"{name} must be an int >= 1 or a pair of them, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """A non-negative integer seed; ``None`` draws a fresh one from OS entropy (never from global state)."""
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer or None, got {seed!r}")
+    return int(seed)
+
+
+def as_tensor(value: Any, name: str) -> torch.Tensor:
+    """A ``torch.Tensor`` from a tensor or a NumPy array (shared memory), else ``TypeError`` naming ``name``."""
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}")
+    return value

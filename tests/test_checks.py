@@ -4,8 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from interp_helpers.validation import check_inputs, check_targets, frozen_model, model_fingerprint
-from interp_helpers._rng import check_seed, derive_seed, generator
+from interp_helpers.validation import check_inputs, check_targets
+
+from interp_helpers.hooks import OwnedHooks, frozen_model, model_fingerprint
+from interp_helpers._rng import derive_seed, generator
+from interp_helpers.validation import check_seed
 
 
 def _model():
@@ -21,14 +24,39 @@ def test_frozen_model_restores_everything_even_on_error():
     model[4].weight.grad = torch.ones_like(model[4].weight)
     before = model_fingerprint(model)
     with pytest.raises(KeyboardInterrupt):
-        with frozen_model(model) as m:
+        with frozen_model(model) as m, OwnedHooks() as hooks:
             assert not any(p.requires_grad for p in m.parameters())
             assert not any(x.training for x in m.modules())
-            m[0].register_forward_hook(lambda *a: None)
-            m[2].register_forward_pre_hook(lambda *a: None)
+            hooks.forward(m[0], lambda *a: None)
+            hooks.forward_pre(m[2], lambda *a: None)
+            assert model_fingerprint(model)["hooks"] != before["hooks"]
             raise KeyboardInterrupt
     assert model_fingerprint(model) == before
     assert model[1].training is False and model[2].training is True
+
+
+def test_owned_hooks_remove_only_their_own():
+    model = _model()
+    model(torch.zeros(1, 3, 5, 5))
+    theirs = model[0].register_forward_hook(lambda *a: None)  # a user's hook: must survive
+    before = model_fingerprint(model)
+    seen = []
+    with pytest.raises(RuntimeError, match="boom"):
+        with OwnedHooks() as hooks:
+            hooks.forward(model[0], lambda m, args, out: seen.append(out.shape))
+            model(torch.zeros(1, 3, 5, 5))
+            raise RuntimeError("boom")
+    assert seen and model_fingerprint(model) == before
+    theirs.remove()
+
+
+def test_frozen_model_leaves_hooks_to_their_owner():
+    model = _model()
+    model(torch.zeros(1, 3, 5, 5))
+    with frozen_model(model) as m:
+        handle = m[0].register_forward_hook(lambda *a: None)
+    assert len(model[0]._forward_hooks) == 1  # not silently deleted from a private dict
+    handle.remove()
 
 
 def test_fingerprint_detects_changes():

@@ -18,7 +18,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from interp_helpers.validation import model_fingerprint
+from interp_helpers.hooks import model_fingerprint
 from interp_helpers.metrics.faithfulness import (
     CurveResult,
     auc_table,

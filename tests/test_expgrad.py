@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from interp_helpers.validation import model_fingerprint
+from interp_helpers.hooks import model_fingerprint
 from interp_helpers.attribution.expected_gradients import _draws, expected_gradients, expected_gradients_check, expected_output_gap
 
 

@@ -10,7 +10,7 @@ import interp_helpers as ih
 from interp_helpers import memory
 import interp_helpers.attribution.expected_gradients as expgrad
 import interp_helpers.attribution.noise as saliency
-from interp_helpers.validation import model_fingerprint
+from interp_helpers.hooks import model_fingerprint
 
 
 class Counting(nn.Module):

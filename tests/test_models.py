@@ -9,7 +9,7 @@ from PIL import Image
 
 import interp_helpers as ih
 from interp_helpers import models as M
-from interp_helpers.validation import model_fingerprint
+from interp_helpers.hooks import model_fingerprint
 
 
 @pytest.fixture(scope="module")

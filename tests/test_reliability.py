@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 import interp_helpers as ih
-from interp_helpers.validation import model_fingerprint
+from interp_helpers.hooks import model_fingerprint
 
 ERRORS = (ValueError, TypeError, FileNotFoundError, OSError, KeyError)
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from interp_helpers import _rng
-from interp_helpers.validation import model_fingerprint
+from interp_helpers.hooks import model_fingerprint
 from interp_helpers.attribution.noise import (
     _fill_noise,
     add_noise,

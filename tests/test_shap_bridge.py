@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from interp_helpers.validation import model_fingerprint
+from interp_helpers.hooks import model_fingerprint
 from interp_helpers.attribution.shap_bridge import image_plot_values, shap_gradient_explainer
 
 shap = pytest.importorskip("shap")

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from .. import _rng
-from ..validation import check_inputs, check_positive_int
+from ..validation import check_inputs, check_positive_int, check_seed
 from ..images import example_images, load_image
 
 __all__ = ["blurred_copies", "make_background", "random_crops"]
@@ -65,7 +65,7 @@ def random_crops(images: Sequence[Any], n: int, *, seed: int | None = None, min_
     n = check_positive_int(n, "n")
     size = check_positive_int(size, "size")
     min_scale = _check_fraction(min_scale, "min_scale")
-    seed = _rng.check_seed(seed)
+    seed = check_seed(seed)
     photos = [load_image(i) for i in images]
     crops = []
     for k in range(n):

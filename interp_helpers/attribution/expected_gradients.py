@@ -37,7 +37,8 @@ import torch
 from torch import nn
 
 from .. import _rng
-from ..validation import as_module, check_inputs, check_logits, check_positive_int, check_targets, frozen_model
+from ..validation import as_module, check_inputs, check_logits, check_positive_int, check_targets, check_seed
+from ..hooks import frozen_model
 from ..memory import memory_batch_size
 
 __all__ = ["ExpectedGradientsCheck", "expected_gradients", "expected_gradients_check", "expected_output_gap"]
@@ -303,7 +304,7 @@ def _run(model: Any, inputs: Any, background: Any, target: Any, *, layer: Any, a
     n_samples = check_positive_int(n_samples, "n_samples")
     if batch_size is not None:
         batch_size = check_positive_int(batch_size, "batch_size")
-    seed = _rng.check_seed(seed)
+    seed = check_seed(seed)
     if not isinstance(progress, bool):
         raise ValueError(f"progress must be True or False, got {progress!r}")
 

@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from .. import _rng
-from ..validation import as_module, check_inputs, check_logits, check_positive_int, check_targets, frozen_model
+from ..validation import as_module, check_inputs, check_logits, check_positive_int, check_targets, check_seed
+from ..hooks import frozen_model
 from ..memory import memory_batch_size
 
 __all__ = [
@@ -252,7 +253,7 @@ def add_noise(inputs: torch.Tensor, noise_level: float, *, seed: int | None = No
     """
     inputs = check_inputs(inputs)
     sigma = noise_sigma(inputs, noise_level)
-    seed = _rng.check_seed(seed)
+    seed = check_seed(seed)
     j = check_positive_int(sample_index, "sample_index", minimum=0)
     n = inputs.shape[0]
     buf = torch.empty_like(inputs)
@@ -409,7 +410,7 @@ def _check_smoothing_args(model: Any, inputs: Any, target: Any, noise_level: Any
     sigma = noise_sigma(inputs, noise_level)
     if not isinstance(variant, str) or variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    seed = _rng.check_seed(seed)
+    seed = check_seed(seed)
     if not isinstance(antithetic, bool):
         raise ValueError(f"antithetic must be True or False, got {antithetic!r}")
     return module, inputs, targets, sigma, seed

@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from .. import _rng
-from ..validation import as_module, check_inputs, check_positive_int, frozen_model
+from ..validation import as_module, check_inputs, check_positive_int, check_seed
+from ..hooks import frozen_model
 from .expected_gradients import DEFAULT_BATCH_SIZE, _check_background, _check_layer
 from ..memory import memory_batch_size
 
@@ -86,7 +87,7 @@ def shap_gradient_explainer(
     if (isinstance(local_smoothing, bool) or not isinstance(local_smoothing, numbers.Real)
             or not np.isfinite(local_smoothing) or local_smoothing < 0):
         raise ValueError(f"local_smoothing must be a finite number >= 0, got {local_smoothing!r}")
-    seed = _rng.check_seed(seed) % (2**32 - 1)  # np.random.seed accepts 0 .. 2**32 - 1
+    seed = check_seed(seed) % (2**32 - 1)  # np.random.seed accepts 0 .. 2**32 - 1
 
     # shap seeds NumPy's global RNG (rseed) and draws local_smoothing noise from torch's global RNG:
     # both are seeded here from ``seed`` and restored afterwards, so the call is reproducible and

@@ -36,7 +36,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..validation import as_module, check_inputs, check_positive_int, frozen_model
+from ..validation import as_module, check_inputs, check_positive_int
+
+from ..hooks import frozen_model
 from ..attribution.expected_gradients import _activations, _check_layer, _model_device
 
 __all__ = [

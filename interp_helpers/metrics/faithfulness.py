@@ -71,8 +71,11 @@ from scipy.stats import spearmanr
 from skimage.metrics import structural_similarity
 from torch import nn
 
-from ..validation import as_module, check_inputs, check_logits, check_positive_int, check_targets, frozen_model
-from .._rng import check_seed, derive_seed, generator
+from ..validation import as_module, check_inputs, check_logits, check_positive_int, check_targets
+
+from ..hooks import frozen_model
+from ..validation import check_seed
+from .._rng import derive_seed, generator
 
 __all__ = [
     "CurveResult",

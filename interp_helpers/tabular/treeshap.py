@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from ..validation import check_positive_int
-from .._rng import check_seed
+from ..validation import check_seed
 
 __all__ = [
     "BaselineComparison",
