@@ -34,7 +34,6 @@ Writes ``benchmarks/results/smoothgrad_<device>.json`` and prints markdown table
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import platform
@@ -103,6 +102,8 @@ def make_methods(model: torch.nn.Module, x: torch.Tensor, target: int, n: int, b
     from captum.attr import NoiseTunnel, Saliency
 
     import interp_helpers.attribution.noise as saliency
+    from interp_helpers.attribution.core import Targets
+    from interp_helpers.attribution.gradient import input_gradient
     from interp_helpers.attribution.noise import noise_sigma, smoothgrad
 
     sigma = float(noise_sigma(x, 0.15)[0])
@@ -127,9 +128,10 @@ def make_methods(model: torch.nn.Module, x: torch.Tensor, target: int, n: int, b
         for p, _ in params:
             p.requires_grad_(False)
         try:
-            (res,) = saliency._noise_averaged(
-                functools.partial(saliency._input_gradient, max_target=target), model, x, tgts,
-                checkpoints=[n], sigma=sigmas, variant="smoothgrad", batch_size=batch, seed=0, antithetic=False)
+            sums = saliency._Sums(x.shape[0], "smoothgrad")
+            saliency._rowwise_samples(input_gradient, model, x, Targets(tgts, None, x.shape[0], target), sums,
+                                      range(n), sigma=sigmas, batch_size=batch, seed=0, antithetic=False)
+            res = sums.result(x.dtype)
         finally:
             for p, rg in params:
                 p.requires_grad_(rg)

@@ -64,7 +64,7 @@ print(f"  normal_            {cuda_ms(lambda: _rng.normal_(buf, keys)):.3f}")
 print(f"  torch.randn (ref)  {cuda_ms(lambda: torch.randn(B, 3 * 224 * 224, device=dev)):.3f}")
 print(f"  _noise_into        {cuda_ms(lambda: saliency._noise_into(noisy, keys, scale)):.3f}")
 print(f"  add image          {cuda_ms(lambda: noisy.add_(x[0])):.3f}")
-sums = saliency._Sums(x, "smoothgrad")
+sums = saliency._Sums(x.shape[0], "smoothgrad")
 attr = torch.randn(B, 3, 224, 224, device=dev)
 print(f"  _Sums.add          {cuda_ms(lambda: sums.add(0, attr)):.3f}")
 

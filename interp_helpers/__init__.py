@@ -16,7 +16,8 @@ from .models import (
 )
 from .notebook import NotebookSetup, setup_notebook
 
-from .attribution.noise import add_noise, gradient, gradient_x_input, smoothgrad, smoothgrad_checkpoints
+from .attribution.gradient import gradient, gradient_x_input
+from .attribution.noise import add_noise, noise_tunnel, smoothgrad
 from .plotting.maps import (
     image_grid,
     normalize_map,
@@ -83,7 +84,7 @@ __all__ = [
     "gradient",
     "gradient_x_input",
     "smoothgrad",
-    "smoothgrad_checkpoints",
+    "noise_tunnel",
     "add_noise",
     "expected_gradients",
     "make_background",

@@ -79,7 +79,8 @@ def _explain(args: argparse.Namespace) -> Path:
     from .attribution.expected_gradients import expected_gradients
     from .images import example_images, load_image
     from .models import load_model, predict
-    from .attribution.noise import gradient, smoothgrad
+    from .attribution.gradient import gradient
+    from .attribution.noise import smoothgrad
 
     if args.n_samples < 1:
         raise ValueError(f"--n-samples must be >= 1, got {args.n_samples}")

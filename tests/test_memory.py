@@ -9,7 +9,7 @@ from torch import nn
 import interp_helpers as ih
 from interp_helpers import memory
 import interp_helpers.attribution.expected_gradients as expgrad
-import interp_helpers.attribution.noise as saliency
+from interp_helpers.attribution.core import resolve_batch_size
 from interp_helpers.hooks import model_fingerprint
 
 
@@ -95,7 +95,7 @@ def test_attribution_defaults_use_the_budget_and_results_do_not_change(monkeypat
     explicit = ih.expected_gradients(model, x, background, 0, n_samples=10, seed=0, batch_size=20)
     assert seen == [3, 20]
     torch.testing.assert_close(default, explicit)
-    assert saliency._check_batch_size(None, x, 100, model) == 3
-    assert saliency._check_batch_size(None, x, 2, model) == 2
+    assert resolve_batch_size(None, model, x, 100) == 3
+    assert resolve_batch_size(None, model, x, 2) == 2
     torch.testing.assert_close(ih.smoothgrad(model, x, 1, n_samples=7, seed=0),
                                ih.smoothgrad(model, x, 1, n_samples=7, seed=0, batch_size=14))

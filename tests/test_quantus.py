@@ -40,7 +40,7 @@ from torch import nn
 quantus = pytest.importorskip("quantus", reason="quantus is a test-only dependency (pip install -e .[test])")
 
 from interp_helpers.metrics.faithfulness import deletion_curve, randomization_test  # noqa: E402
-from interp_helpers.attribution.noise import gradient  # noqa: E402
+from interp_helpers.attribution.gradient import gradient  # noqa: E402
 
 N, C, H, W = 3, 3, 12, 12
 PIXELS_PER_STEP = 4

@@ -17,16 +17,9 @@ from torch import nn
 
 from interp_helpers import _rng
 from interp_helpers.hooks import model_fingerprint
-from interp_helpers.attribution.noise import (
-    _fill_noise,
-    add_noise,
-    default_batch_size,
-    gradient,
-    gradient_x_input,
-    noise_sigma,
-    smoothgrad,
-    smoothgrad_checkpoints,
-)
+from interp_helpers.attribution.core import default_batch_size
+from interp_helpers.attribution.gradient import gradient, gradient_x_input
+from interp_helpers.attribution.noise import _fill_noise, add_noise, noise_sigma, smoothgrad
 
 
 class Quadratic(nn.Module):
@@ -198,7 +191,9 @@ def test_seeds():
     a = smoothgrad(model, x, 1, n_samples=4, seed=0)
     assert torch.equal(a, smoothgrad(model, x, 1, n_samples=4, seed=0))
     assert not torch.allclose(a, smoothgrad(model, x, 1, n_samples=4, seed=1))
-    assert not torch.allclose(smoothgrad(model, x, 1, n_samples=4), smoothgrad(model, x, 1, n_samples=4))
+    assert torch.equal(smoothgrad(model, x, 1, n_samples=4), a)  # the default seed is 0: reproducible
+    assert not torch.allclose(smoothgrad(model, x, 1, n_samples=4, seed=None),
+                              smoothgrad(model, x, 1, n_samples=4, seed=None))  # fresh OS entropy
 
 
 def test_antithetic_pairs_are_opposite():
@@ -335,17 +330,17 @@ def test_checkpoints_equal_separate_runs(variant, antithetic):
     rec = Recorder(small_cnn())
     x = images(2)
     kw = dict(noise_level=0.2, variant=variant, seed=7, antithetic=antithetic, batch_size=3)
-    path = smoothgrad_checkpoints(rec, x, [1, 4], [1, 2, 5, 8], **kw)
+    path = smoothgrad(rec, x, [1, 4], n_samples=[1, 2, 5, 8], **kw)
     assert sum(rec.batches) == 2 * 8  # one run of max(checkpoints) samples
     assert len(path) == 4
     for n, est in zip([1, 2, 5, 8], path):  # the same noise; float32 sums merged in another order
         torch.testing.assert_close(est, smoothgrad(rec, x, [1, 4], n_samples=n, **kw), rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("checkpoints", [[], [0, 2], [3, 3], [4, 2], "12", 5, [1.5]])
-def test_checkpoints_bad_values(checkpoints):
-    with pytest.raises(ValueError, match="checkpoints"):
-        smoothgrad_checkpoints(small_cnn(), images(), 1, checkpoints, seed=0)
+@pytest.mark.parametrize("counts", [[], [0, 2], [3, 3], [4, 2], "12", 0, [1.5]])
+def test_checkpoints_bad_values(counts):
+    with pytest.raises(ValueError, match="n_samples"):
+        smoothgrad(small_cnn(), images(), 1, n_samples=counts, seed=0)
 
 
 # --------------------------------------------------------------------------- Captum
@@ -436,7 +431,8 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs, pattern):
     args = dict(target=1, n_samples=2, seed=0)
     args.update(kwargs)
     target = args.pop("target")
-    with pytest.raises(ValueError, match=pattern):
+    expected = TypeError if "antithetic" in kwargs else ValueError  # a flag of the wrong type is a TypeError
+    with pytest.raises(expected, match=pattern):
         smoothgrad(model, x, target, **args)
     assert model_fingerprint(model) == fp
 

@@ -1,175 +1,40 @@
-"""Gradient saliency maps and SmoothGrad.
+"""Noise-averaging over any attribution method: ``noise_tunnel``, and SmoothGrad as its best-known case.
 
-* :func:`gradient` -- the vanilla gradient of a class score with respect to the
-  input pixels (Simonyan, Vedaldi & Zisserman 2014, "Deep Inside Convolutional
-  Networks: Visualising Image Classification Models and Saliency Maps";
-  Baehrens et al. 2010, "How to Explain Individual Classification Decisions").
-* :func:`gradient_x_input` -- the gradient multiplied element-wise by the input
-  (Shrikumar et al. 2016, "Not Just a Black Box: Learning Important Features
-  Through Propagating Activation Differences").
-* :func:`smoothgrad` -- the gradient averaged over noisy copies of the input
-  (Smilkov, Thorat, Kim, Viegas & Wattenberg 2017, "SmoothGrad: removing noise
-  by adding noise"), its squared variant and VarGrad (Adebayo et al. 2018,
-  "Local Explanation Methods for Deep Neural Networks Lack Sensitivity to
-  Parameter Values").
+* :func:`noise_tunnel` -- average any method of the package protocol
+  (``method(model, inputs, target, *, ...)``) over noisy copies of the input, as
+  Captum's ``NoiseTunnel(method)`` and PAIR saliency's ``GetSmoothedMask`` do:
+  the mean (SmoothGrad), the mean of squares (SmoothGrad²) or the variance (VarGrad).
+* :func:`smoothgrad` -- ``noise_tunnel`` over :func:`~interp_helpers.attribution.gradient.gradient`
+  (Smilkov, Thorat, Kim, Viegas & Wattenberg 2017, "SmoothGrad: removing noise by
+  adding noise"); its squared variant and VarGrad (Adebayo et al. 2018, "Local
+  Explanation Methods for Deep Neural Networks Lack Sensitivity to Parameter Values").
+* :func:`add_noise` / :func:`noise_sigma` -- the noisy copy a run evaluates, to show it.
 
-Noise-averaging is written once, in :func:`_noise_averaged`, over any base
-per-batch attribution function ``base(module, batch, targets) -> tensor`` of the
-batch's shape; :func:`smoothgrad` is that loop over :func:`_input_gradient`.
-
-Every function here returns a detached tensor of the inputs' shape, leaves the
-model exactly as found (see :func:`interp_helpers.validation.frozen_model`),
-computes no parameter gradients and never touches the global RNG.
+The noise of sample j of image i is a pure function of ``(seed, i, j)`` and the
+element index (a counter-based generator, :mod:`interp_helpers._rng`): results do
+not depend on the batch size, on how samples are chunked, or on the device, and the
+global RNG is never touched. Everything returns detached tensors on the inputs'
+device and leaves the model exactly as found.
 """
 from __future__ import annotations
 
-import functools
 import math
-import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from .. import _rng
-from ..validation import as_module, check_inputs, check_logits, check_positive_int, check_targets, check_seed
 from ..hooks import frozen_model
-from ..memory import memory_batch_size
+from ..validation import check_choice, check_flag, check_inputs, check_number, check_positive_int, check_seed
+from .core import DEFAULT_SEED, Kernel, Method, Target, Targets, prepare, resolve_batch_size, rowwise_kernel
+from .gradient import gradient
 
-__all__ = [
-    "VARIANTS",
-    "DEFAULT_PIXEL_BUDGET",
-    "add_noise",
-    "default_batch_size",
-    "gradient",
-    "gradient_x_input",
-    "noise_sigma",
-    "smoothgrad",
-    "smoothgrad_checkpoints",
-]
+__all__ = ["VARIANTS", "add_noise", "noise_sigma", "noise_tunnel", "smoothgrad"]
 
-#: The noise-averaged statistics :func:`smoothgrad` can return.
+#: The noise-averaged statistics :func:`noise_tunnel` can return.
 VARIANTS: tuple[str, ...] = ("smoothgrad", "smoothgrad_sq", "vargrad")
-
-#: Pixels per forward/backward pass when ``batch_size`` is not given: eight
-#: ImageNet-size (224 x 224) images. Activation memory of a backward pass grows
-#: linearly with the pixels in the batch; at this budget a ResNet-50 holds about
-#: 1 GB of activations, and on a CPU larger batches are not faster.
-DEFAULT_PIXEL_BUDGET: int = 8 * 224 * 224
-
-BaseAttribution = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
-
-TargetLike = int | Sequence[int] | torch.Tensor
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def _check_noise_level(noise_level: Any) -> float:
-    if isinstance(noise_level, bool) or not isinstance(noise_level, numbers.Real):
-        raise ValueError(f"noise_level must be a real number >= 0, got {noise_level!r}")
-    value = float(noise_level)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"noise_level must be a finite number >= 0, got {noise_level!r}")
-    return value
-
-
-def _check_batch_size(batch_size: Any, inputs: torch.Tensor, total: int, module: nn.Module) -> int:
-    if batch_size is None:  # the pixel budget, lowered where the model's activations would not fit the memory budget
-        return memory_batch_size(module, inputs, cap=default_batch_size(inputs, total))
-    return check_positive_int(batch_size, "batch_size")
-
-
-def _prepare(model: Any, inputs: Any, target: Any) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    module = as_module(model)
-    inputs = check_inputs(inputs)
-    num_classes = getattr(model, "num_classes", None)
-    targets = check_targets(target, inputs.shape[0], num_classes).to(inputs.device)
-    return module, inputs, targets
-
-
-def default_batch_size(inputs: torch.Tensor, total: int) -> int:
-    """The chunk size used when ``batch_size=None``: :data:`DEFAULT_PIXEL_BUDGET` pixels per pass.
-
-    Eight images at 224 x 224, more for smaller images, never more than ``total``
-    (the number of model evaluations requested) and never fewer than one.
-    """
-    pixels = int(inputs.shape[-1]) * int(inputs.shape[-2])
-    return max(1, min(int(total), DEFAULT_PIXEL_BUDGET // max(pixels, 1)))
-
-
-# --------------------------------------------------------------------------- base methods
-
-
-def _input_gradient(module: nn.Module, batch: torch.Tensor, targets: torch.Tensor, *,
-                    max_target: int | None = None) -> torch.Tensor:
-    """d logit[target] / d batch for every row of ``batch`` (one backward pass).
-
-    Rows are independent because the model is in eval mode, so the gradient of
-    the summed target logits is, row by row, each row's own gradient.
-    ``max_target`` (the largest target, if the caller knows it) spares a
-    device-to-host synchronisation per call when checking it against the logits.
-    """
-    x = batch.detach().requires_grad_(True)
-    with torch.enable_grad():
-        logits = check_logits(module(x), x.shape[0], targets, max_target=max_target)
-        score = logits.gather(1, targets.view(-1, 1)).sum()
-        (grad,) = torch.autograd.grad(score, x)
-    return grad
-
-
-def _gradient_base(targets: torch.Tensor) -> BaseAttribution:
-    """:func:`_input_gradient` with the largest target precomputed (no per-batch sync)."""
-    return functools.partial(_input_gradient, max_target=int(targets.max()))
-
-
-def _chunked(base: BaseAttribution, module: nn.Module, inputs: torch.Tensor,
-             targets: torch.Tensor, batch_size: int) -> torch.Tensor:
-    out = torch.empty_like(inputs)
-    for start in range(0, inputs.shape[0], batch_size):
-        stop = min(start + batch_size, inputs.shape[0])
-        out[start:stop] = base(module, inputs[start:stop], targets[start:stop])
-    return out
-
-
-def gradient(model: Any, inputs: torch.Tensor, target: TargetLike, *,
-             batch_size: int | None = None) -> torch.Tensor:
-    """Vanilla gradient saliency: d logit[target] / d inputs (Simonyan et al. 2014).
-
-    This is SmoothGrad's n = 0 baseline: the map it smooths.
-
-    Args:
-        model: a ``torch.nn.Module`` (or what ``load_model`` returns) mapping
-            ``(N, C, H, W)`` inputs to ``(N, K)`` logits.
-        inputs: preprocessed images, a finite floating tensor ``(N, C, H, W)``, N >= 1.
-        target: one class index for all images, or a sequence/tensor of N indices.
-        batch_size: images per forward/backward pass (default: :func:`default_batch_size`, lowered
-            to what fits :data:`~interp_helpers.memory.PASS_BUDGET_BYTES` on this model).
-
-    Returns:
-        A detached tensor of the shape, dtype and device of ``inputs``.
-
-    Raises:
-        ValueError: on bad ``inputs``, ``target`` or ``batch_size`` (the message names it).
-    """
-    module, inputs, targets = _prepare(model, inputs, target)
-    bs = _check_batch_size(batch_size, inputs, inputs.shape[0], module)
-    with frozen_model(module) as m:
-        return _chunked(_gradient_base(targets), m, inputs, targets, bs)
-
-
-def gradient_x_input(model: Any, inputs: torch.Tensor, target: TargetLike, *,
-                     batch_size: int | None = None) -> torch.Tensor:
-    """Gradient times input, element-wise (Shrikumar et al. 2016).
-
-    Same arguments as :func:`gradient`. Note that the result depends on the
-    preprocessing: a pixel whose normalised value is 0 gets 0 attribution.
-    """
-    return gradient(model, inputs, target, batch_size=batch_size) * inputs.detach()
-
-
-# --------------------------------------------------------------------------- noise
 
 
 def noise_sigma(inputs: torch.Tensor, noise_level: float) -> torch.Tensor:
@@ -177,10 +42,10 @@ def noise_sigma(inputs: torch.Tensor, noise_level: float) -> torch.Tensor:
 
     This is the SmoothGrad paper's parametrisation (Smilkov et al. 2017, Sec. 3:
     noise level sigma / (x_max - x_min)) and PAIR saliency's ``stdev_spread``.
-    Returns a tensor of shape (N,) in the dtype of ``inputs``.
+    Returns a tensor of shape (N,) in the dtype and on the device of ``inputs``.
     """
     inputs = check_inputs(inputs)
-    level = _check_noise_level(noise_level)
+    level = check_number(noise_level, "noise_level", low=0.0)
     flat = inputs.detach().reshape(inputs.shape[0], -1)
     return level * (flat.amax(dim=1) - flat.amin(dim=1))
 
@@ -243,26 +108,27 @@ def _fill_noise(buf: torch.Tensor, image_index: Sequence[int], sample_index: Seq
     _noise_into(buf, _to_device(keys, buf.device), scale)
 
 
-def add_noise(inputs: torch.Tensor, noise_level: float, *, seed: int | None = None,
+def add_noise(inputs: torch.Tensor, noise_level: float, *, seed: int | None = DEFAULT_SEED,
               sample_index: int = 0, antithetic: bool = False) -> torch.Tensor:
-    """The noisy copy that :func:`smoothgrad` evaluates as sample ``sample_index``.
+    """The noisy copy that :func:`noise_tunnel` (and :func:`smoothgrad`) evaluates as sample ``sample_index``.
 
     ``inputs + noise_sigma(inputs, noise_level)[i] * eps`` with ``eps`` drawn as
-    in :func:`smoothgrad` for the same ``seed``; use it to show what the model
+    in :func:`noise_tunnel` for the same ``seed``; use it to show what the model
     sees. Returns a new tensor; the global RNG is not touched.
     """
     inputs = check_inputs(inputs)
     sigma = noise_sigma(inputs, noise_level)
     seed = check_seed(seed)
     j = check_positive_int(sample_index, "sample_index", minimum=0)
+    antithetic = check_flag(antithetic, "antithetic")
     n = inputs.shape[0]
     buf = torch.empty_like(inputs)
-    _fill_noise(buf, range(n), [j] * n, seed, bool(antithetic), sigma)
+    _fill_noise(buf, range(n), [j] * n, seed, antithetic, sigma)
     return buf.add_(inputs.detach())
 
 
 class _Sums:
-    """Running per-image statistics of attributions, in float64.
+    """Running per-image statistics of attributions, in float64 (allocated at the first chunk).
 
     ``sum`` (for the mean), ``sq`` (sum of squares, for SmoothGrad²) and ``m2``
     (sum of squared deviations from the mean, for VarGrad) -- only those the
@@ -271,23 +137,31 @@ class _Sums:
     ``m2`` is merged with Chan et al.'s pairwise update (1979, "Updating
     formulae and a pairwise algorithm for computing sample variances"), which
     avoids the cancellation of E[g^2] - E[g]^2 when the mean dominates.
+    The attributions may have any per-image shape (a layer method's activations too).
     """
 
-    def __init__(self, inputs: torch.Tensor, variant: str) -> None:
-        dtype = torch.float64 if inputs.device.type != "mps" else torch.float32
+    def __init__(self, n_images: int, variant: str) -> None:
+        self.n_images = n_images
+        self.variant = variant
+        self.n = 0
+        self.count = [0] * n_images
+        self.sum = self.sq = self.m2 = None
+
+    def _allocate(self, like: torch.Tensor) -> None:
+        dtype = torch.float64 if like.device.type != "mps" else torch.float32
 
         def zeros() -> torch.Tensor:
-            return torch.zeros(inputs.shape, dtype=dtype, device=inputs.device)
+            return torch.zeros((self.n_images, *like.shape[1:]), dtype=dtype, device=like.device)
 
-        self.n = 0
-        self.count = [0] * inputs.shape[0]
-        self.sum = zeros() if variant in ("smoothgrad", "vargrad") else None
-        self.sq = zeros() if variant == "smoothgrad_sq" else None
-        self.m2 = zeros() if variant == "vargrad" else None
+        self.sum = zeros() if self.variant in ("smoothgrad", "vargrad") else None
+        self.sq = zeros() if self.variant == "smoothgrad_sq" else None
+        self.m2 = zeros() if self.variant == "vargrad" else None
 
     def add(self, image: int, attr: torch.Tensor) -> None:
         """Merge the attributions ``attr`` (rows: samples of image ``image``) into its statistics."""
         attr = attr.detach()
+        if self.sum is None and self.sq is None:
+            self._allocate(attr)
         k, n_a = attr.shape[0], self.count[image]
         if self.sq is not None:
             self.sq[image] += attr.square().sum(dim=0)
@@ -302,38 +176,26 @@ class _Sums:
             self.sum[image] += chunk_sum
         self.count[image] = n_a + k
 
-    def result(self, variant: str, out_dtype: torch.dtype) -> torch.Tensor:
-        if variant == "smoothgrad":
+    def result(self, out_dtype: torch.dtype) -> torch.Tensor:
+        if self.variant == "smoothgrad":
             out = self.sum / self.n
-        elif variant == "smoothgrad_sq":
+        elif self.variant == "smoothgrad_sq":
             out = self.sq / self.n
         else:
             out = self.m2 / self.n  # population variance, as Captum's NoiseTunnel
         return out.to(out_dtype)
 
 
-def _accumulate(
-    base: BaseAttribution,
-    module: nn.Module,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    sums: _Sums,
-    samples: range,
-    *,
-    sigma: torch.Tensor,
-    batch_size: int,
-    seed: int,
-    antithetic: bool,
-    bar: Any = None,
-) -> None:
-    """Add ``base`` at noisy copies j in ``samples`` of every image to ``sums``.
+def _rowwise_samples(kernel: Kernel, module: nn.Module, x: torch.Tensor, targets: Targets, sums: _Sums,
+                     samples: range, *, sigma: torch.Tensor, batch_size: int, seed: int, antithetic: bool,
+                     bar: Any = None) -> None:
+    """Add ``kernel`` at noisy copies j in ``samples`` of every image to ``sums``.
 
     The copies (image i, sample j) are laid out image-major and evaluated in
-    chunks of ``batch_size`` rows, which may span images.
+    chunks of ``batch_size`` rows, which may span images (the kernel computes rows independently).
     """
     m = len(samples)
-    total = inputs.shape[0] * m
-    x = inputs.detach()
+    total = x.shape[0] * m
     row_targets = targets.repeat_interleave(m)  # image-major, like the rows; sliced without a host copy
     # every row's noise stream and scale, computed once and sent to the device in one copy each
     all_images = [k // m for k in range(total)]
@@ -344,14 +206,14 @@ def _accumulate(
     for start in range(0, total, batch_size):
         stop = min(start + batch_size, total)
         image_index = all_images[start:stop]
-        noisy = torch.empty((stop - start, *inputs.shape[1:]), dtype=inputs.dtype, device=inputs.device)
+        noisy = torch.empty((stop - start, *x.shape[1:]), dtype=x.dtype, device=x.device)
         _noise_into(noisy, keys[start:stop], scales[start:stop])
         # rows are image-major: a chunk is a few runs of rows of the same image
         segments = [(i, image_index.index(i), len(image_index) - image_index[::-1].index(i))
                     for i in sorted(set(image_index))]
         for i, a, b in segments:
             noisy[a:b].add_(x[i])
-        attr = base(module, noisy, row_targets[start:stop])
+        attr = kernel(module, noisy, row_targets.take(start, stop))
         for i, a, b in segments:
             sums.add(i, attr[a:b])
         if bar is not None:
@@ -359,174 +221,167 @@ def _accumulate(
     sums.n += m
 
 
-def _noise_averaged(
-    base: BaseAttribution,
-    module: nn.Module,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    checkpoints: Sequence[int],
-    sigma: torch.Tensor,
-    variant: str,
-    batch_size: int,
-    seed: int,
-    antithetic: bool,
-    progress: bool = False,
-) -> list[torch.Tensor]:
-    """Average ``base`` over noisy copies: the one noise-averaging loop.
+def _per_sample(explain: Method, module: nn.Module, x: torch.Tensor, targets: Targets, sums: _Sums,
+                samples: range, *, sigma: torch.Tensor, seed: int, antithetic: bool, bar: Any = None) -> None:
+    """Add ``explain`` at noisy copies j in ``samples`` to ``sums``: one call per sample, all images at once."""
+    n = x.shape[0]
+    for j in samples:
+        noisy = torch.empty_like(x)
+        _fill_noise(noisy, range(n), [j] * n, seed, antithetic, sigma)
+        attr = explain(module, noisy.add_(x), targets.argument)
+        if not isinstance(attr, torch.Tensor) or attr.dim() < 1 or attr.shape[0] != n:
+            shape = tuple(attr.shape) if isinstance(attr, torch.Tensor) else type(attr).__name__
+            raise ValueError(f"explain must return one attribution per input ({n}, ...), it returned {shape}")
+        attr = attr.to(x.device)
+        for i in range(n):
+            sums.add(i, attr[i:i + 1])
+        if bar is not None:
+            bar.update(n)
+    sums.n += len(samples)
 
-    ``base(module, batch, targets)`` returns the attribution of each row of
-    ``batch`` for its target, in the batch's shape (e.g. :func:`_input_gradient`;
-    any other per-batch method can be smoothed the same way). Returns the
-    ``variant`` statistic after each of the increasing sample counts in
-    ``checkpoints``, from a single run of ``checkpoints[-1]`` samples per image.
-    Running float64 statistics (:class:`_Sums`) are the only state kept, so
-    memory does not grow with the number of samples.
-    ``module`` must already be frozen (see :func:`frozen_model`).
+
+def _check_sample_counts(n_samples: Any) -> tuple[list[int], bool]:
+    """``n_samples`` as increasing checkpoints, and whether a list of results was asked for."""
+    if isinstance(n_samples, Sequence) and not isinstance(n_samples, (str, bytes)):
+        if len(n_samples) == 0:
+            raise ValueError("n_samples must be an int >= 1 or a non-empty increasing sequence of them, got []")
+        points = [check_positive_int(c, "n_samples") for c in n_samples]
+        if any(b <= a for a, b in zip(points, points[1:])):
+            raise ValueError(f"n_samples must be strictly increasing, got {list(n_samples)!r}")
+        return points, True
+    return [check_positive_int(n_samples, "n_samples")], False
+
+
+def noise_tunnel(
+    explain: Method,
+    model: Any,
+    inputs: torch.Tensor,
+    target: Target,
+    *,
+    n_samples: int | Sequence[int] = 50,
+    noise_level: float = 0.15,
+    variant: str = "smoothgrad",
+    batch_size: int | None = None,
+    seed: int | None = DEFAULT_SEED,
+    antithetic: bool = False,
+    progress: bool = False,
+) -> torch.Tensor | list[torch.Tensor]:
+    """Average any attribution method over noisy copies of the input (SmoothGrad's recipe, for any method).
+
+    For each image x_i it evaluates ``explain`` at n = ``n_samples`` noisy copies
+    x_i + eps_ij, eps_ij ~ N(0, sigma_i^2 I), sigma_i = ``noise_level`` * (max(x_i) - min(x_i)),
+    and returns, with a_ij the attribution of copy j,
+
+    * ``"smoothgrad"``: (1/n) sum_j a_ij (Smilkov et al. 2017);
+    * ``"smoothgrad_sq"``: (1/n) sum_j a_ij^2 (SmoothGrad-Squared, Hooker et al. 2019;
+      PAIR's ``magnitude=True``);
+    * ``"vargrad"``: the population variance of a_ij (Adebayo et al. 2018; as Captum's NoiseTunnel).
+
+    This is Captum's ``NoiseTunnel(method)`` and PAIR's ``GetSmoothedMask``, with
+    noise that depends on ``(seed, i, j)`` only. ``explain`` is any method of the
+    package protocol, ``explain(model, inputs, target) -> Tensor`` with one
+    attribution per input (any per-image shape), e.g. ``gradient``,
+    ``gradient_x_input`` (multiplied by the *noisy* input, as in Captum),
+    ``functools.partial(expected_gradients, background=bg)`` or your own function.
+    Methods that compute rows independently (declared with
+    :func:`~interp_helpers.attribution.core.rowwise`: ``gradient``, ``gradient_x_input``)
+    are evaluated on batches of ``batch_size`` noisy copies that may mix images and
+    samples; any other method is called once per sample with the N noisy images and
+    ``target`` (it batches them itself; a stochastic method uses its own ``seed``,
+    the same for every copy unless you vary it).
+
+    Args:
+        explain: the method to smooth.
+        model: a ``torch.nn.Module`` (or what ``load_model`` returns); left exactly as found.
+        inputs: preprocessed images, a finite floating tensor ``(N, C, H, W)``, N >= 1.
+        target: class index / one per image / score callable (see :mod:`interp_helpers.attribution.core`).
+        n_samples: noisy copies per image, >= 1 (the paper uses 50). A strictly increasing
+            sequence, e.g. ``[10, 50, 200]``, returns the estimate after each count from one
+            run at the largest (entry k equals the run with ``n_samples=counts[k]`` and the
+            same seed, up to float rounding): for convergence studies.
+        noise_level: noise standard deviation as a fraction of each image's range, >= 0
+            (PAIR's ``stdev_spread``; its default 0.15 is kept; the paper finds 10-20 % works well).
+        variant: ``"smoothgrad"``, ``"smoothgrad_sq"`` or ``"vargrad"``.
+        batch_size: noisy copies per pass for row-wise methods; sets peak memory, not the
+            result. Default: eight 224 x 224 images per pass, lowered to what fits
+            :data:`~interp_helpers.memory.PASS_BUDGET_BYTES` on this model. Ignored for
+            other methods (give them their own ``batch_size``).
+        seed: noise seed (default 0); ``None`` draws a fresh one from OS entropy. The global RNG is never used.
+        antithetic: samples 2m and 2m+1 get noise eps and -eps: unbiased like i.i.d. noise, it
+            cancels the part of the attribution that is odd in the noise.
+        progress: show a ``tqdm`` progress bar.
+
+    Returns:
+        A detached tensor of the attributions' shape on the inputs' device and dtype, or a list
+        of them when ``n_samples`` is a sequence.
+
+    Raises:
+        ValueError / TypeError: naming the argument (bad counts, noise level, variant, seed,
+        target, inputs, or an ``explain`` that is not callable or returns the wrong shape).
     """
-    sums = _Sums(inputs, variant)
+    if not callable(explain):
+        raise TypeError(f"explain must be a method explain(model, inputs, target), got {type(explain).__name__}")
+    prep = prepare(model, inputs, target)
+    sigma = noise_sigma(prep.inputs, noise_level)
+    variant = check_choice(variant, "variant", VARIANTS)
+    seed = check_seed(seed)
+    antithetic = check_flag(antithetic, "antithetic")
+    points, as_list = _check_sample_counts(n_samples)
+    kernel = rowwise_kernel(explain)
+    n = prep.inputs.shape[0]
+    bs = resolve_batch_size(batch_size, prep.module, prep.inputs, n * points[-1]) if kernel is not None else None
+    sums = _Sums(n, variant)
     results: list[torch.Tensor] = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=inputs.shape[0] * checkpoints[-1], desc=variant, unit="sample")
+        bar = tqdm(total=n * points[-1], desc=variant, unit="sample")
     try:
-        done = 0
-        for n in checkpoints:
-            _accumulate(base, module, inputs, targets, sums, range(done, n), sigma=sigma,
-                        batch_size=batch_size, seed=seed, antithetic=antithetic, bar=bar)
-            done = n
-            results.append(sums.result(variant, inputs.dtype))
+        with frozen_model(prep.module) as m:
+            done = 0
+            for count in points:
+                samples = range(done, count)
+                if kernel is not None:
+                    _rowwise_samples(kernel, m, prep.inputs, prep.targets, sums, samples, sigma=sigma,
+                                     batch_size=bs, seed=seed, antithetic=antithetic, bar=bar)
+                else:
+                    _per_sample(explain, m, prep.inputs, prep.targets, sums, samples, sigma=sigma, seed=seed,
+                                antithetic=antithetic, bar=bar)
+                done = count
+                results.append(prep.to_home(sums.result(prep.dtype)))
     finally:
         if bar is not None:
             bar.close()
-    return results
-
-
-def _check_smoothing_args(model: Any, inputs: Any, target: Any, noise_level: Any, variant: Any,
-                          seed: Any, antithetic: Any) -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    module, inputs, targets = _prepare(model, inputs, target)
-    sigma = noise_sigma(inputs, noise_level)
-    if not isinstance(variant, str) or variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    seed = check_seed(seed)
-    if not isinstance(antithetic, bool):
-        raise ValueError(f"antithetic must be True or False, got {antithetic!r}")
-    return module, inputs, targets, sigma, seed
+    return results if as_list else results[0]
 
 
 def smoothgrad(
     model: Any,
     inputs: torch.Tensor,
-    target: TargetLike,
+    target: Target,
     *,
-    n_samples: int = 50,
+    n_samples: int | Sequence[int] = 50,
     noise_level: float = 0.15,
     variant: str = "smoothgrad",
     batch_size: int | None = None,
-    seed: int | None = None,
+    seed: int | None = DEFAULT_SEED,
     antithetic: bool = False,
     progress: bool = False,
-) -> torch.Tensor:
+) -> torch.Tensor | list[torch.Tensor]:
     """SmoothGrad: the input gradient averaged over noisy copies of the input.
 
     Smilkov et al. 2017, "SmoothGrad: removing noise by adding noise"
-    (arXiv:1706.03825). For each image x_i it evaluates n = ``n_samples``
-    gradients g_ij = d logit[target_i] / dx at x_i + eps_ij, with
-    eps_ij ~ N(0, sigma_i^2 I), and returns
-
-    * ``"smoothgrad"``: (1/n) sum_j g_ij -- the paper's SmoothGrad;
-    * ``"smoothgrad_sq"``: (1/n) sum_j g_ij^2 -- SmoothGrad-Squared (named so
-      by Hooker et al. 2019; PAIR saliency's ``magnitude=True``);
-    * ``"vargrad"``: (1/n) sum_j g_ij^2 - ((1/n) sum_j g_ij)^2 -- VarGrad
-      (Adebayo et al. 2018), the population variance, as in Captum's NoiseTunnel.
-
-    Noise: sigma_i = ``noise_level`` * (max(x_i) - min(x_i)), the range taken
-    over all pixels and channels of image i as given (i.e. after preprocessing).
-    This is the paper's "noise level" and PAIR saliency's ``stdev_spread``,
-    whose default 0.15 is kept here; the paper finds 10-20 % works well.
-
-    Args:
-        model: a ``torch.nn.Module`` (or what ``load_model`` returns) mapping
-            ``(N, C, H, W)`` to logits ``(N, K)``.
-        inputs: preprocessed images, a finite floating tensor ``(N, C, H, W)``, N >= 1.
-        target: one class index for all images, or a sequence/tensor of N indices.
-        n_samples: noisy copies per image, >= 1 (the paper uses 50).
-        noise_level: noise standard deviation as a fraction of each image's range, >= 0.
-        variant: ``"smoothgrad"``, ``"smoothgrad_sq"`` or ``"vargrad"``.
-        batch_size: noisy copies per forward/backward pass; peak memory is set by
-            it, not by ``n_samples``. Default :func:`default_batch_size` (eight
-            224 x 224 images per pass), lowered to what fits
-            :data:`~interp_helpers.memory.PASS_BUDGET_BYTES` on this model
-            (:func:`~interp_helpers.memory.memory_batch_size`). The result does not depend on it.
-        seed: noise seed; sample j of image i uses noise drawn from
-            ``(seed, i, j)`` only. ``None`` draws a fresh seed from OS entropy.
-            The global RNG is never used.
-        antithetic: use antithetic pairs -- samples 2m and 2m+1 get noise eps and
-            -eps. Unbiased like i.i.d. noise; it cancels the part of the gradient
-            that is odd in the noise, which can lower the variance of the mean.
-        progress: show a ``tqdm`` progress bar.
-
-    Returns:
-        A detached tensor of the shape, dtype and device of ``inputs``.
-
-    Raises:
-        ValueError: ``n_samples < 1``, ``noise_level < 0``, unknown ``variant``,
-            ``target`` out of range or of the wrong length, ``inputs`` not 4-D or
-            holding NaN/inf, bad ``batch_size`` or ``seed``.
-        TypeError: ``model`` is not a module, ``inputs`` is not a tensor.
+    (arXiv:1706.03825): ``noise_tunnel(gradient, model, inputs, target, ...)``,
+    with the same arguments and result (see :func:`noise_tunnel`). For each image
+    x_i it averages n = ``n_samples`` gradients g_ij = d logit[target_i] / dx at
+    x_i + eps_ij, eps_ij ~ N(0, sigma_i^2 I), sigma_i = ``noise_level`` * (max(x_i) - min(x_i))
+    (the range over all pixels and channels of image i as given, i.e. after
+    preprocessing: the paper's "noise level", PAIR saliency's ``stdev_spread``).
+    ``variant="smoothgrad_sq"`` averages g^2, ``"vargrad"`` returns the variance.
+    Sample j of image i uses noise drawn from ``(seed, i, j)`` only, so the result
+    does not depend on ``batch_size``.
     """
-    module, inputs, targets, sigma, seed = _check_smoothing_args(
-        model, inputs, target, noise_level, variant, seed, antithetic)
-    n_samples = check_positive_int(n_samples, "n_samples")
-    bs = _check_batch_size(batch_size, inputs, inputs.shape[0] * n_samples, module)
-    with frozen_model(module) as m:
-        (result,) = _noise_averaged(
-            _gradient_base(targets), m, inputs, targets, checkpoints=[n_samples], sigma=sigma, variant=variant,
-            batch_size=bs, seed=seed, antithetic=antithetic, progress=bool(progress),
-        )
-    return result
-
-
-def smoothgrad_checkpoints(
-    model: Any,
-    inputs: torch.Tensor,
-    target: TargetLike,
-    checkpoints: Sequence[int],
-    *,
-    noise_level: float = 0.15,
-    variant: str = "smoothgrad",
-    batch_size: int | None = None,
-    seed: int | None = None,
-    antithetic: bool = False,
-    progress: bool = False,
-) -> list[torch.Tensor]:
-    """SmoothGrad after each of several sample counts, from one run: for convergence studies.
-
-    Entry k equals ``smoothgrad(..., n_samples=checkpoints[k])`` with the same
-    ``seed`` (up to float rounding): the noise of sample j depends on
-    ``(seed, i, j)`` only, so the estimate at n is the running statistic over
-    the first n samples of the run at ``max(checkpoints)``. Costs
-    ``max(checkpoints)`` gradients per image instead of ``sum(checkpoints)``.
-
-    Args:
-        checkpoints: strictly increasing sample counts, each >= 1.
-        Others: as in :func:`smoothgrad`.
-
-    Returns:
-        One detached tensor of the shape of ``inputs`` per checkpoint.
-    """
-    module, inputs, targets, sigma, seed = _check_smoothing_args(
-        model, inputs, target, noise_level, variant, seed, antithetic)
-    if isinstance(checkpoints, (str, bytes)) or not isinstance(checkpoints, Sequence) or len(checkpoints) == 0:
-        raise ValueError(f"checkpoints must be a non-empty sequence of increasing ints >= 1, got {checkpoints!r}")
-    points = [check_positive_int(c, "checkpoints") for c in checkpoints]
-    if any(b <= a for a, b in zip(points, points[1:])):
-        raise ValueError(f"checkpoints must be strictly increasing, got {list(checkpoints)!r}")
-    bs = _check_batch_size(batch_size, inputs, inputs.shape[0] * points[-1], module)
-    with frozen_model(module) as m:
-        return _noise_averaged(
-            _gradient_base(targets), m, inputs, targets, checkpoints=points, sigma=sigma, variant=variant,
-            batch_size=bs, seed=seed, antithetic=antithetic, progress=bool(progress),
-        )
+    return noise_tunnel(gradient, model, inputs, target, n_samples=n_samples, noise_level=noise_level,
+                        variant=variant, batch_size=batch_size, seed=seed, antithetic=antithetic,
+                        progress=progress)
