@@ -19,6 +19,7 @@ from torch import nn
 __all__ = [
     "as_module",
     "as_tensor",
+    "check_attribution",
     "check_choice",
     "check_flag",
     "check_fraction",
@@ -179,3 +180,26 @@ def as_tensor(value: Any, name: str) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}")
     return value
+
+
+def check_attribution(attribution: Any, shape: Sequence[int], name: str = "attribution") -> torch.Tensor:
+    """A batch of maps for inputs of ``shape`` ``(N, C, H, W)``: ``(N, C, H, W)``, ``(N, 1, H, W)`` or ``(N, H, W)``.
+
+    Returns a detached 4-D tensor ``(N, C or 1, H, W)`` on the map's own device and in its own dtype
+    (a NumPy array is wrapped, sharing memory). ``TypeError`` for anything but a tensor or an array;
+    ``ValueError`` for another shape, a complex or boolean dtype, or NaN/inf values.
+    """
+    a = as_tensor(attribution, name).detach()
+    n, c, h, w = (int(s) for s in shape)
+    if a.dim() == 3:
+        a = a.unsqueeze(1)
+    if a.dim() != 4 or a.shape[0] != n or tuple(a.shape[2:]) != (h, w) or a.shape[1] not in (1, c):
+        raise ValueError(
+            f"{name} must have shape (N, C, H, W), (N, 1, H, W) or (N, H, W) matching the inputs "
+            f"{(n, c, h, w)}, got {tuple(attribution.shape)}"
+        )
+    if a.is_complex() or a.dtype == torch.bool:
+        raise ValueError(f"{name} must be a real-valued tensor, got dtype {a.dtype}")
+    if not torch.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or inf values")
+    return a

@@ -1,4 +1,9 @@
-"""Tests for interp_helpers.metrics.depth: known answers for resolution, correlation and overlap; bad input."""
+"""Tests for interp_helpers.metrics.depth: known answers for resolution, correlation and overlap; bad input.
+
+Spearman's rho and pooling are the shared primitives :func:`interp_helpers.maps.spearman` and
+:func:`interp_helpers.maps.pool_map` (also tested in ``test_maps.py``); here they are checked as the
+depth comparisons use them.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -6,14 +11,13 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from interp_helpers.maps import pool_map, spearman
 from interp_helpers.metrics.depth import (
     agreement_table,
     channel_importance,
     effective_resolution,
     layer_activations,
     layer_map,
-    pool_map,
-    rank_correlation,
     top_channel_share,
     top_fraction_overlap,
 )
@@ -43,6 +47,9 @@ def test_layer_map_sums_channels_and_upsamples() -> None:
     assert float(up[0, 7, 7]) == pytest.approx(2.0)
     assert float(up[0].sum()) == pytest.approx(16 * float(native[0].sum()))
     assert layer_map(a[0], (4, 6)).shape == (1, 4, 6)
+    assert layer_map(a, reduction="max_abs")[0, 0, 0] == pytest.approx(3.0)  # any of maps.REDUCTIONS
+    # the default is the signed sum (the documented exception to maps.DEFAULT_REDUCTION)
+    torch.testing.assert_close(layer_map(a), layer_map(a, reduction="sum"))
 
 
 @pytest.mark.parametrize(
@@ -53,6 +60,8 @@ def test_layer_map_sums_channels_and_upsamples() -> None:
         (torch.zeros(1, 2, 3, 3), {"reduction": "max"}, ValueError, "reduction"),
         (torch.zeros(1, 2, 3, 3), {"size": 0}, ValueError, "size"),
         (torch.zeros(1, 2, 3, 3), {"size": (4, 4, 4)}, ValueError, "size"),
+        (torch.full((1, 2, 3, 3), float("nan")), {}, ValueError, "attribution"),
+        (torch.zeros(1, 2, 3, 3, dtype=torch.bool), {}, ValueError, "attribution"),
     ],
 )
 def test_layer_map_bad_arguments(attribution: object, kwargs: dict, error: type, match: str) -> None:
@@ -83,19 +92,21 @@ def test_resolution_is_scale_free() -> None:
     assert effective_resolution(torch.from_numpy(m)) == pytest.approx(effective_resolution(m))
 
 
-# --------------------------------------------------------------------------- rank_correlation
+# --------------------------------------------------------------------------- rank correlation (maps.spearman)
 
 
 def test_rank_correlation_known_answers() -> None:
     rng = np.random.default_rng(1)
     a = rng.standard_normal((10, 12))
-    assert rank_correlation(a, np.exp(a)) == pytest.approx(1.0)  # monotone transform
-    assert rank_correlation(a, -a) == pytest.approx(-1.0)
+    assert spearman(a, np.exp(a)) == pytest.approx(1.0)  # monotone transform
+    assert spearman(a, -a) == pytest.approx(-1.0)
     b = rng.standard_normal((10, 12))
-    assert rank_correlation(a, b) == pytest.approx(spearmanr(a.ravel(), b.ravel()).statistic)
+    assert spearman(a, b) == pytest.approx(spearmanr(a.ravel(), b.ravel()).statistic)
     # independent maps: rho ~ N(0, 1/(n-1))
-    big = [rank_correlation(rng.standard_normal((40, 40)), rng.standard_normal((40, 40))) for _ in range(5)]
+    big = [spearman(rng.standard_normal((40, 40)), rng.standard_normal((40, 40))) for _ in range(5)]
     assert max(abs(r) for r in big) < 4 / np.sqrt(1600)
+    # a constant map has no ranking: NaN (the one policy), not an error
+    assert np.isnan(spearman(np.ones((4, 4)), np.eye(4)))
 
 
 # --------------------------------------------------------------------------- top_fraction_overlap
@@ -123,6 +134,9 @@ def test_agreement_table() -> None:
     assert list(zip(table.a, table.b)) == [("x", "y"), ("x", "z"), ("y", "z")]
     np.testing.assert_allclose(table.spearman, [-1.0, 1.0, -1.0])
     np.testing.assert_allclose(table.top_overlap, [0.0, 1.0, 0.0])
+    # a constant map gets NaN for Spearman (maps.spearman's policy) and still an overlap
+    flat = agreement_table({"x": a, "flat": np.ones((8, 8))}, fraction=0.25)
+    assert np.isnan(flat.spearman[0]) and 0.0 <= flat.top_overlap[0] <= 1.0
 
 
 def test_pool_map_returns_block_values_and_feeds_the_table() -> None:
@@ -146,8 +160,7 @@ def test_pool_map_returns_block_values_and_feeds_the_table() -> None:
         (lambda: effective_resolution(np.zeros(8)), ValueError, "saliency"),
         (lambda: effective_resolution([[1.0, 2.0], [3.0, 4.0]]), TypeError, "saliency"),
         (lambda: effective_resolution(np.full((4, 4), np.nan)), ValueError, "saliency"),
-        (lambda: rank_correlation(np.ones((4, 4)), np.eye(4)), ValueError, "constant"),
-        (lambda: rank_correlation(np.eye(4), np.eye(5)), ValueError, "same shape"),
+        (lambda: spearman(np.eye(4), np.eye(5)), ValueError, "same number"),
         (lambda: top_fraction_overlap(np.eye(4), np.eye(4), 0), ValueError, "fraction"),
         (lambda: top_fraction_overlap(np.eye(4), np.eye(4), 1.5), ValueError, "fraction"),
         (lambda: top_fraction_overlap(np.eye(4), np.eye(3)), ValueError, "same shape"),

@@ -1,4 +1,4 @@
-"""Known-answer tests for interp_helpers.metrics.faithfulness (deletion/insertion, randomization test).
+"""Known-answer tests for interp_helpers.metrics.faithfulness (deletion/insertion) and .sanity (randomization test).
 
 The curve tests use a model that is linear in a known set of pixels followed by a
 two-class softmax. Deleting (inserting) pixel ``p`` then changes the logit by
@@ -9,6 +9,7 @@ oracle path are known in closed form.
 """
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from types import SimpleNamespace
 
@@ -22,12 +23,14 @@ from interp_helpers.hooks import model_fingerprint
 from interp_helpers.metrics.faithfulness import (
     CurveResult,
     auc_table,
-    cascade_stages,
-    randomization_table,
-    RandomizationResult,
     deletion_curve,
     insertion_curve,
     make_baseline,
+)
+from interp_helpers.metrics.sanity import (
+    RandomizationResult,
+    cascade_stages,
+    randomization_table,
     randomization_test,
 )
 
@@ -82,7 +85,7 @@ def test_oracle_beats_random_beats_inverted_signed(baseline):
     kw = dict(steps=24, baseline=baseline, reduction="sum", blur_sigma=2.0, batch_size=16)
     aucs = {}
     for name, attr in {"oracle": oracle, "random": _random_map(len(x)), "inverted": -oracle}.items():
-        aucs[name] = (deletion_curve(model, x, attr, 1, **kw), insertion_curve(model, x, attr, 1, **kw))
+        aucs[name] = (deletion_curve(model, x, 1, attr, **kw), insertion_curve(model, x, 1, attr, **kw))
     (d_o, i_o), (d_r, i_r), (d_i, i_i) = aucs["oracle"], aucs["random"], aucs["inverted"]
     # The oracle is optimal at every step, the inverted oracle pessimal (linear model, monotone softmax).
     assert np.all(d_o.scores <= d_r.scores + 1e-12) and np.all(d_r.scores <= d_i.scores + 1e-12)
@@ -99,9 +102,9 @@ def test_oracle_beats_random_beats_inverted_abs_sum():
     assert (oracle >= 0).all()
     inverted = oracle.amax(dim=(1, 2, 3), keepdim=True) - oracle
     kw = dict(steps=24, baseline="zero")
-    d = {k: deletion_curve(model, x, a, 1, **kw).auc for k, a in
+    d = {k: deletion_curve(model, x, 1, a, **kw).auc for k, a in
          {"oracle": oracle, "random": _random_map(len(x)), "inverted": inverted}.items()}
-    i = {k: insertion_curve(model, x, a, 1, **kw).auc for k, a in
+    i = {k: insertion_curve(model, x, 1, a, **kw).auc for k, a in
          {"oracle": oracle, "random": _random_map(len(x)), "inverted": inverted}.items()}
     assert np.all(d["oracle"] < d["random"]) and np.all(d["random"] < d["inverted"])
     assert np.all(i["oracle"] > i["random"]) and np.all(i["random"] > i["inverted"])
@@ -114,7 +117,7 @@ def test_scores_follow_closed_form_along_oracle_path(kind):
     b = torch.zeros_like(x)
     contrib = _contribution(model, x, b).sum(dim=1).reshape(len(x), -1)  # per pixel
     fn = deletion_curve if kind == "deletion" else insertion_curve
-    res = fn(model, x, contrib.reshape(len(x), H, W), 1, steps=steps, baseline="zero", reduction="sum")
+    res = fn(model, x, 1, contrib.reshape(len(x), H, W), steps=steps, baseline="zero", reduction="sum")
     counts = np.round(np.linspace(0, 1, steps + 1) * H * W).astype(int)
     np.testing.assert_array_equal(res.fractions, counts / (H * W))
     sorted_c = torch.sort(contrib, dim=1, descending=True).values.numpy()
@@ -132,8 +135,8 @@ def test_curve_endpoints_are_input_and_baseline(baseline):
     attr = _random_map(len(x))
     p_x = torch.softmax(model(x), 1)[:, 1].detach().numpy()
     p_b = torch.softmax(model(make_baseline(x, baseline)), 1)[:, 1].detach().numpy()
-    d = deletion_curve(model, x, attr, 1, steps=5, baseline=baseline)
-    i = insertion_curve(model, x, attr, 1, steps=5, baseline=baseline)
+    d = deletion_curve(model, x, 1, attr, steps=5, baseline=baseline)
+    i = insertion_curve(model, x, 1, attr, steps=5, baseline=baseline)
     np.testing.assert_allclose(d.scores[:, 0], p_x, atol=1e-12)
     np.testing.assert_allclose(d.scores[:, -1], p_b, atol=1e-12)
     np.testing.assert_allclose(i.scores[:, 0], p_b, atol=1e-12)
@@ -146,8 +149,8 @@ def test_defaults_follow_the_rise_protocol():
     # (sum - first/2 - last/2) / (n - 1), the trapezoid over equal steps.
     model, x, _ = _pixel_setup()
     attr = _random_map(len(x))
-    d = deletion_curve(model, x, attr, 1, steps=6)
-    i = insertion_curve(model, x, attr, 1, steps=6)
+    d = deletion_curve(model, x, 1, attr, steps=6)
+    i = insertion_curve(model, x, 1, attr, steps=6)
     assert (d.baseline, i.baseline) == ("zero", "blur")
     np.testing.assert_allclose(d.scores[:, -1], torch.softmax(model(torch.zeros_like(x)), 1)[:, 1].detach(), atol=1e-12)
     np.testing.assert_allclose(i.scores[:, 0], torch.softmax(model(make_baseline(x, "blur")), 1)[:, 1].detach(),
@@ -162,8 +165,8 @@ def test_deletion_is_insertion_of_the_reversed_ranking():
     # inserting the bottom H*W-k pixels: the curves are mirror images.
     model, x, _ = _pixel_setup()
     attr = _random_map(len(x))
-    d = deletion_curve(model, x, attr, 1, steps=24, baseline="mean", reduction="sum")
-    i = insertion_curve(model, x, -attr, 1, steps=24, baseline="mean", reduction="sum")
+    d = deletion_curve(model, x, 1, attr, steps=24, baseline="mean", reduction="sum")
+    i = insertion_curve(model, x, 1, -attr, steps=24, baseline="mean", reduction="sum")
     np.testing.assert_allclose(d.scores, i.scores[:, ::-1], atol=1e-12)
     np.testing.assert_allclose(d.auc, i.auc, atol=1e-12)
 
@@ -171,7 +174,7 @@ def test_deletion_is_insertion_of_the_reversed_ranking():
 def test_shapes_targets_and_map_layouts():
     model, x, _ = _pixel_setup(n=3)
     attr = _random_map(3)
-    res = deletion_curve(model, x, attr, [1, 0, 1], steps=7, baseline="mean")
+    res = deletion_curve(model, x, [1, 0, 1], attr, steps=7, baseline="mean")
     assert isinstance(res, CurveResult)
     assert res.fractions.shape == (8,) and res.scores.shape == (3, 8) and res.auc.shape == (3,)
     assert res.target.tolist() == [1, 0, 1]
@@ -180,29 +183,29 @@ def test_shapes_targets_and_map_layouts():
     assert np.all((res.auc >= 0) & (res.auc <= 1))
     with pytest.raises(ValueError):
         res.scores[0, 0] = 1.0  # read-only
-    single = insertion_curve(model, x[:1], attr[:1], 1, steps=7)
+    single = insertion_curve(model, x[:1], 1, attr[:1], steps=7)
     assert single.scores.shape == (1, 8) and single.auc.shape == (1,)
     # (N, C, H, W), (N, 1, H, W), (N, H, W) and a numpy array rank the same pixels.
     reduced = attr.abs().sum(dim=1)
     for layout in (reduced, reduced.unsqueeze(1), reduced.numpy()):
-        other = deletion_curve(model, x, layout, [1, 0, 1], steps=7, baseline="mean")
+        other = deletion_curve(model, x, [1, 0, 1], layout, steps=7, baseline="mean")
         np.testing.assert_array_equal(other.scores, res.scores)
 
 
 def test_batch_size_does_not_change_results():
     model, x, _ = _pixel_setup(n=3)
     attr = _random_map(3)
-    ref = deletion_curve(model, x, attr, 1, steps=10, batch_size=1)
+    ref = deletion_curve(model, x, 1, attr, steps=10, batch_size=1)
     for bs in (4, 7, 1000):
-        np.testing.assert_allclose(deletion_curve(model, x, attr, 1, steps=10, batch_size=bs).scores, ref.scores,
+        np.testing.assert_allclose(deletion_curve(model, x, 1, attr, steps=10, batch_size=bs).scores, ref.scores,
                                    atol=1e-12)
 
 
 def test_reductions_differ_for_signed_maps():
     model, x, _ = _pixel_setup(n=2)
     oracle = _contribution(model, x, torch.zeros_like(x))
-    signed = deletion_curve(model, x, -oracle, 1, steps=12, baseline="zero", reduction="sum")
-    absolute = deletion_curve(model, x, -oracle, 1, steps=12, baseline="zero", reduction="abs_sum")
+    signed = deletion_curve(model, x, 1, -oracle, steps=12, baseline="zero", reduction="sum")
+    absolute = deletion_curve(model, x, 1, -oracle, steps=12, baseline="zero", reduction="abs_sum")
     assert np.all(absolute.auc < signed.auc)  # |-oracle| ranks the support pixels first again
 
 
@@ -229,10 +232,119 @@ def test_baselines_match_definitions_and_scipy():
 def test_custom_tensor_baseline_in_curve():
     model, x, _ = _pixel_setup(n=2)
     b = torch.full((1, C, 1, 1), 0.25, dtype=torch.float64)
-    res = insertion_curve(model, x, _random_map(2), 1, steps=4, baseline=b)
+    res = insertion_curve(model, x, 1, _random_map(2), steps=4, baseline=b)
     p_b = torch.softmax(model(b.expand_as(x)), 1)[:, 1].detach().numpy()
     np.testing.assert_allclose(res.scores[:, 0], p_b, atol=1e-12)
     assert res.baseline == "custom"
+
+
+# --------------------------------------------------------------------------- explain callables and devices
+
+
+def _gradient_x_input(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return _gradient(model, inputs, target) * inputs
+
+
+def _fake_method(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor, *, background: torch.Tensor,
+                 scale: float = 1.0) -> torch.Tensor:
+    """A stand-in attribution method in the package's protocol: its own data (background) as keywords.
+
+    It refuses a target that is not what the metrics promise to pass on: a long tensor of class
+    indices on the inputs' (= the model's) device.
+    """
+    assert isinstance(target, torch.Tensor) and target.dtype == torch.long and target.device == inputs.device
+    return scale * _gradient(model, inputs, target) * (inputs - background.mean(dim=0, keepdim=True))
+
+
+@pytest.mark.parametrize("fn", [deletion_curve, insertion_curve])
+def test_callable_attribution_gives_the_curve_of_its_map(fn):
+    model, x, _ = _pixel_setup(n=3)
+    calls = []
+
+    def explain(m, inputs, target):
+        calls.append((m, inputs.clone(), target.clone()))
+        return _gradient_x_input(m, inputs, target)
+
+    target = torch.tensor([1, 0, 1])
+    amap = _gradient_x_input(model, x, target)
+    kw = dict(steps=8, baseline="mean")
+    from_map = fn(model, x, [1, 0, 1], amap, **kw)
+    from_callable = fn(SimpleNamespace(module=model, num_classes=2), x, [1, 0, 1], explain, **kw)
+    np.testing.assert_array_equal(from_callable.scores, from_map.scores)
+    np.testing.assert_array_equal(from_callable.auc, from_map.auc)
+    # called once, with the plain module, the inputs and the validated target (long tensor of indices)
+    assert len(calls) == 1
+    m, inputs, t = calls[0]
+    assert m is model and torch.equal(inputs, x)
+    assert t.dtype == torch.long and t.tolist() == [1, 0, 1]
+    # a method with data of its own, bound with functools.partial
+    bg = _random_map(4, seed=5)
+    bound = functools.partial(_fake_method, background=bg, scale=2.0)
+    np.testing.assert_array_equal(fn(model, x, 1, bound, **kw).scores,
+                                  fn(model, x, 1, _fake_method(model, x, torch.ones(3, dtype=torch.long),
+                                                               background=bg, scale=2.0), **kw).scores)
+
+
+def test_callable_attribution_leaves_model_untouched_and_bad_maps_are_named():
+    model, x, _ = _pixel_setup(n=2)
+    _perturbed_state(model)
+    before = model_fingerprint(model)
+    deletion_curve(model, x, 1, _gradient_x_input, steps=4)
+    assert model_fingerprint(model) == before
+    with pytest.raises(ValueError, match=r"attribution\(model, inputs, target\)"):
+        deletion_curve(model, x, 1, lambda m, i, t: i[:, :, :5], steps=4)
+    with pytest.raises(ValueError, match=r"attribution\(model, inputs, target\)"):
+        deletion_curve(model, x, 1, lambda m, i, t: i * float("nan"), steps=4)
+    with pytest.raises(TypeError, match=r"attribution\(model, inputs, target\)"):
+        deletion_curve(model, x, 1, lambda m, i, t: "map", steps=4)
+    calls = []
+    with pytest.raises(ValueError, match="baseline"):  # arguments are checked before the callable runs
+        deletion_curve(model, x, 1, lambda m, i, t: calls.append(1), baseline="black")
+    assert not calls
+    assert model_fingerprint(model) == before
+
+
+class _MetaProbe(nn.Module):
+    """A model whose parameters live on PyTorch's "meta" device: a device other than the inputs' without a GPU.
+
+    The test machines have no GPU, so this stands in for "a model on another device". Meta
+    tensors have shapes but no values, so the model cannot compute real logits: its forward
+    records the device of the batch it receives and returns fixed CPU logits ``(0, 1)`` built
+    from the batch size alone. What this checks honestly is the device *policy*: the inputs --
+    and what an explain callable receives -- are moved to the model's device whatever device
+    they came from, and the results come back as NumPy arrays. The numerics are the CPU tests'
+    job (on CUDA the same code runs with real values).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(4, 2, device="meta")
+        self.seen: list[torch.device] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.device)
+        return torch.tensor([[0.0, 1.0]], dtype=torch.float64).expand(x.shape[0], 2)
+
+
+def test_curves_run_on_the_model_device_and_return_numpy():
+    model = _MetaProbe()
+    x = torch.rand(2, C, H, W, dtype=torch.float64)  # CPU inputs, model elsewhere
+    received = []
+
+    def explain(m, inputs, target):
+        received.append((inputs.device, target.device, target.dtype))
+        return torch.rand(2, C, H, W, generator=torch.Generator().manual_seed(0))  # a CPU map
+
+    expected = np.exp(1.0) / (1.0 + np.exp(1.0))
+    for fn, baseline in ((deletion_curve, "zero"), (insertion_curve, "mean")):
+        model.seen.clear()
+        for attribution in (_random_map(2), explain):
+            res = fn(model, x, 1, attribution, steps=3, baseline=baseline, batch_size=3)
+            assert isinstance(res.scores, np.ndarray) and isinstance(res.auc, np.ndarray)
+            np.testing.assert_allclose(res.scores, expected, rtol=0, atol=1e-12)
+        assert model.seen and all(d.type == "meta" for d in model.seen)
+    assert received == [(torch.device("meta"), torch.device("meta"), torch.long)] * 2
+    assert model.layer.weight.device.type == "meta" and x.device.type == "cpu"
 
 
 # --------------------------------------------------------------------------- model state and bad input
@@ -247,22 +359,22 @@ def test_curves_leave_model_untouched_also_on_error():
     model, x, _ = _pixel_setup(n=2)
     _perturbed_state(model)
     before = model_fingerprint(model)
-    deletion_curve(model, x, _random_map(2), 1, steps=4)
-    insertion_curve(model, x, _random_map(2), 1, steps=4)
+    deletion_curve(model, x, 1, _random_map(2), steps=4)
+    insertion_curve(model, x, 1, _random_map(2), steps=4)
     assert model_fingerprint(model) == before
     with pytest.raises(ValueError, match="target"):
-        deletion_curve(model, x, _random_map(2), 5, steps=4)  # only 2 classes, found after the forward pass
+        deletion_curve(model, x, 5, _random_map(2), steps=4)  # only 2 classes, found after the forward pass
     assert model_fingerprint(model) == before
 
 
 def test_curves_accept_loaded_model_like_object():
     model, x, _ = _pixel_setup(n=2)
     wrapped = SimpleNamespace(module=model, num_classes=2)
-    a = deletion_curve(wrapped, x, _random_map(2), 1, steps=4)
-    b = deletion_curve(model, x, _random_map(2), 1, steps=4)
+    a = deletion_curve(wrapped, x, 1, _random_map(2), steps=4)
+    b = deletion_curve(model, x, 1, _random_map(2), steps=4)
     np.testing.assert_array_equal(a.scores, b.scores)
     with pytest.raises(ValueError, match="target"):
-        deletion_curve(wrapped, x, _random_map(2), 2, steps=4)  # checked up front via num_classes
+        deletion_curve(wrapped, x, 2, _random_map(2), steps=4)  # checked up front via num_classes
 
 
 @pytest.mark.parametrize(
@@ -283,28 +395,28 @@ def test_bad_keyword_arguments_raise_naming_them(kwargs, match):
     model, x, _ = _pixel_setup(n=2)
     for fn in (deletion_curve, insertion_curve):
         with pytest.raises(ValueError, match=match):
-            fn(model, x, _random_map(2), 1, **kwargs)
+            fn(model, x, 1, _random_map(2), **kwargs)
 
 
 def test_bad_positional_arguments_raise_naming_them():
     model, x, _ = _pixel_setup(n=2)
     attr = _random_map(2)
     with pytest.raises(ValueError, match="attribution"):
-        deletion_curve(model, x, attr[:1], 1)
+        deletion_curve(model, x, 1, attr[:1])
     with pytest.raises(ValueError, match="attribution"):
-        deletion_curve(model, x, attr[:, :, :5], 1)
+        deletion_curve(model, x, 1, attr[:, :, :5])
     with pytest.raises(ValueError, match="attribution"):
-        deletion_curve(model, x, attr.masked_fill(attr > 0.5, float("nan")), 1)
+        deletion_curve(model, x, 1, attr.masked_fill(attr > 0.5, float("nan")))
     with pytest.raises(TypeError, match="attribution"):
-        deletion_curve(model, x, [[0.0]], 1)
+        deletion_curve(model, x, 1, [[0.0]])
     with pytest.raises(ValueError, match="inputs"):
-        deletion_curve(model, x[0], attr, 1)
+        deletion_curve(model, x[0], 1, attr)
     with pytest.raises(ValueError, match="target"):
-        deletion_curve(model, x, attr, [1, 1, 1])
+        deletion_curve(model, x, [1, 1, 1], attr)
     with pytest.raises(ValueError, match="target"):
-        deletion_curve(model, x, attr, -1)
+        deletion_curve(model, x, -1, attr)
     with pytest.raises(TypeError, match="model"):
-        deletion_curve("resnet", x, attr, 1)
+        deletion_curve("resnet", x, 1, attr)
 
 
 # --------------------------------------------------------------------------- randomization test
@@ -571,12 +683,45 @@ def test_randomization_bad_arguments_raise_naming_them():
     assert model_fingerprint(model) == before
 
 
+def test_randomization_accepts_a_partial_method_with_keyword_data():
+    model = _small_cnn()
+    x = _cnn_inputs()
+    bg = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    bound = functools.partial(_fake_method, background=bg, scale=3.0)
+    res = randomization_test(model, x, [0, 3], bound, seed=1)
+    ref = randomization_test(model, x, [0, 3], lambda m, i, t: _fake_method(m, i, t, background=bg, scale=3.0),
+                             seed=1)
+    assert res.steps == ref.steps == ("original", "fc", "bn", "conv2", "conv1")
+    np.testing.assert_array_equal(res.spearman, ref.spearman)
+    np.testing.assert_array_equal(res.maps, ref.maps)
+    assert np.all(res.spearman[-1] < 0.99)  # the bound method does depend on the model
+
+
+def test_randomization_runs_on_the_model_device():
+    # See _MetaProbe: the explain callable gets inputs and target on the model's device, the
+    # cascade re-initialises parameters there (drawn on the CPU: meta has no generator), and
+    # the result is NumPy.
+    model = _MetaProbe()
+    x = torch.rand(2, C, H, W, dtype=torch.float64)
+    received = []
+
+    def explain(m, inputs, target):
+        received.append((inputs.device.type, target.device.type, target.dtype, tuple(target.shape)))
+        return x.abs()  # a CPU map, independent of the model
+
+    res = randomization_test(model, x, 1, explain)
+    assert res.steps == ("original", "layer")
+    assert received == [("meta", "meta", torch.long, (2,))] * 2
+    assert isinstance(res.spearman, np.ndarray)
+    np.testing.assert_allclose(res.spearman, 1.0)
+
+
 # --------------------------------------------------------------------------- tables
 
 
 def test_auc_table_mean_std_and_bad_input():
     model, x, _ = _pixel_setup(n=3)
-    curves = {k: deletion_curve(model, x, _random_map(3, seed=s), 1, steps=6) for s, k in enumerate(["a", "b"])}
+    curves = {k: deletion_curve(model, x, 1, _random_map(3, seed=s), steps=6) for s, k in enumerate(["a", "b"])}
     table = auc_table(curves, ["p", "q", "r"])
     assert list(table.index) == ["a", "b"] and list(table.columns) == ["p", "q", "r", "mean", "std"]
     np.testing.assert_allclose(table.loc["a", ["p", "q", "r"]].to_numpy(float), curves["a"].auc)
@@ -585,7 +730,7 @@ def test_auc_table_mean_std_and_bad_input():
     with pytest.raises(ValueError, match="image_names"):
         auc_table(curves, ["p"])
     with pytest.raises(ValueError, match="curves"):
-        auc_table({"a": curves["a"], "c": deletion_curve(model, x[:1], _random_map(1), 1, steps=6)})
+        auc_table({"a": curves["a"], "c": deletion_curve(model, x[:1], 1, _random_map(1), steps=6)})
     with pytest.raises(ValueError, match="curves"):
         auc_table({})
 
@@ -614,12 +759,12 @@ def test_evaluation_plots_draw_results_and_check_arguments():
     from interp_helpers.plotting.evaluation import plot_cascade_maps, plot_curves, plot_randomization
 
     model, x, _ = _pixel_setup(n=2)
-    curves = {k: deletion_curve(model, x, _random_map(2, seed=s), 1, steps=6) for s, k in enumerate(["a", "b"])}
+    curves = {k: deletion_curve(model, x, 1, _random_map(2, seed=s), steps=6) for s, k in enumerate(["a", "b"])}
     ax = plot_curves(curves, title="t")
     assert len(ax.lines) == 2 and "AUC" in ax.get_legend().get_texts()[0].get_text()
     np.testing.assert_allclose(ax.lines[0].get_ydata(), curves["a"].scores.mean(axis=0))
     with pytest.raises(ValueError, match="kind"):
-        plot_curves({"d": curves["a"], "i": insertion_curve(model, x, _random_map(2), 1, steps=6)})
+        plot_curves({"d": curves["a"], "i": insertion_curve(model, x, 1, _random_map(2), steps=6)})
     with pytest.raises(ValueError, match="curves"):
         plot_curves({"a": "not a result"})
 

@@ -1,4 +1,4 @@
-"""Cross-checks of interp_helpers.metrics.faithfulness against Quantus 0.6 (Hedström et al. 2023, JMLR), a test-only dependency.
+"""Cross-checks of interp_helpers.metrics.faithfulness and .sanity against Quantus 0.6 (Hedström et al. 2023, JMLR), a test-only dependency.
 
 * **Deletion vs ``quantus.PixelFlipping``.** Same model, same map, same baseline, same step size: the curves
   agree to float32 rounding once Quantus's conventions are aligned with ours. The conventions that differ
@@ -39,7 +39,8 @@ from torch import nn
 
 quantus = pytest.importorskip("quantus", reason="quantus is a test-only dependency (pip install -e .[test])")
 
-from interp_helpers.metrics.faithfulness import deletion_curve, randomization_test  # noqa: E402
+from interp_helpers.metrics.faithfulness import deletion_curve  # noqa: E402
+from interp_helpers.metrics.sanity import randomization_test  # noqa: E402
 from interp_helpers.attribution.gradient import gradient  # noqa: E402
 
 N, C, H, W = 3, 3, 12, 12
@@ -94,7 +95,7 @@ def test_deletion_equals_quantus_pixel_flipping_zero_baseline():
         model = _small_cnn()
     x, amap = _inputs(), _pixel_map()
     target = model(x).argmax(dim=1).detach()
-    ours = deletion_curve(model, x, amap, target, steps=STEPS, baseline="zero")
+    ours = deletion_curve(model, x, target, amap, steps=STEPS, baseline="zero")
     theirs = _pixel_flipping(model, x, amap, target, 0.0)
     assert theirs.shape == (N, STEPS)
     np.testing.assert_allclose(theirs, ours.scores[:, 1:], rtol=0, atol=1e-6)
@@ -111,10 +112,10 @@ def test_deletion_equals_quantus_black_baseline_as_a_per_image_minimum():
     x, amap = _inputs(), _pixel_map()
     target = torch.tensor([0, 3, 4])
     black = x.amin(dim=(1, 2, 3), keepdim=True)  # Quantus's "black": the image's minimum over all channels
-    ours = deletion_curve(model, x, amap, target, steps=STEPS, baseline=black)
+    ours = deletion_curve(model, x, target, amap, steps=STEPS, baseline=black)
     theirs = _pixel_flipping(model, x, amap, target, "black")
     np.testing.assert_allclose(theirs, ours.scores[:, 1:], rtol=0, atol=1e-6)
-    zero = deletion_curve(model, x, amap, target, steps=STEPS, baseline="zero")
+    zero = deletion_curve(model, x, target, amap, steps=STEPS, baseline="zero")
     assert np.abs(zero.scores - ours.scores).max() > 1e-3  # "black" is not our "zero"
 
 

@@ -2,20 +2,24 @@
 
 Attributions to a stage's activation ``(C, h, w)`` become a photo-sized map by
 summing over channels and upsampling (as Grad-CAM does for its maps, Selvaraju
-et al. 2017); :func:`layer_map` does that. Three summaries compare such maps:
+et al. 2017); :func:`layer_map` does that with the shared primitives
+:func:`interp_helpers.maps.reduce_channels` and :func:`interp_helpers.maps.resize_map`.
+Three summaries compare such maps:
 
 * :func:`effective_resolution` -- how many independent cells fit across a map,
   from the width of its spatial autocorrelation (an upsampled 7 x 7 map has
   about 7 whatever its pixel count);
-* :func:`rank_correlation` -- Spearman's rho between two maps, pixel by pixel
-  (used for this purpose by Adebayo et al. 2018, "Sanity checks for saliency maps");
+* Spearman's rho between two maps, pixel by pixel -- :func:`interp_helpers.maps.spearman`
+  (used for this purpose by Adebayo et al. 2018, "Sanity checks for saliency maps";
+  NaN for a constant map);
 * :func:`top_fraction_overlap` -- the share of the top-k % pixels of one map
   that are also in the top-k % of the other (chance level: k %).
 
 :func:`agreement_table` tabulates the last two for every pair of maps, optionally
-after :func:`pool_map` has averaged every map down to a common coarse grid: a
-7 x 7 stage map cannot express finer structure than its grid, and comparing it
-pixel by pixel with a pixel-noisy input map mostly measures the noise.
+after :func:`interp_helpers.maps.pool_map` has averaged every map down to a
+common coarse grid: a 7 x 7 stage map cannot express finer structure than its
+grid, and comparing it pixel by pixel with a pixel-noisy input map mostly
+measures the noise.
 
 Which *channels* carry a stage's attribution: :func:`channel_importance` sums
 |attribution| over the positions of each channel, :func:`top_channel_share`
@@ -23,20 +27,26 @@ turns that into the share of the total carried by the k most important channels
 (k = 1 .. C), and :func:`layer_activations` returns the stage's activations, so
 that the most important channel's activation map can be shown next to the photo.
 Nothing here plots.
+
+Channel reduction: every function of the package defaults to
+:data:`interp_helpers.maps.DEFAULT_REDUCTION` (``"abs_sum"``) except
+:func:`layer_map`, the documented exception, whose default is the signed
+``"sum"``: attributions are additive, so the sum over a location's channels *is*
+that location's attribution, and layer maps are shown signed (diverging, as
+shap's ``image_plot`` does).
 """
 from __future__ import annotations
 
 import itertools
 import math
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..validation import as_module, check_inputs, check_positive_int
+from ..maps import REDUCTIONS, pool_map, reduce_channels, resize_map, spearman
+from ..validation import as_module, check_choice, check_fraction, check_inputs, check_positive_int, check_size
 
 from ..hooks import frozen_model
 from ..attribution.expected_gradients import _activations, _check_layer, _model_device
@@ -47,13 +57,9 @@ __all__ = [
     "effective_resolution",
     "layer_activations",
     "layer_map",
-    "pool_map",
-    "rank_correlation",
     "top_channel_share",
     "top_fraction_overlap",
 ]
-
-_REDUCTIONS = ("sum", "abs_sum")
 
 
 def _as_2d(m: Any, name: str) -> np.ndarray:
@@ -80,12 +86,14 @@ def layer_map(attribution: torch.Tensor, size: int | tuple[int, int] | None = No
               reduction: str = "sum") -> torch.Tensor:
     """Channel-reduced, optionally upsampled maps: ``(N, C, h, w)`` or ``(C, h, w)`` -> ``(N, H, W)``.
 
-    ``reduction="sum"`` keeps the sign (attributions are additive, so the sum
-    over channels is the attribution of the location; shap's ``image_plot``
-    shows the same); ``"abs_sum"`` sums magnitudes. ``size`` (an int or
-    ``(H, W)``) upsamples bilinearly (``align_corners=False``: each activation
-    cell covers its patch of the photo); ``None`` keeps the layer's grid.
-    Returns float64 on the CPU.
+    ``reduction`` is one of :data:`interp_helpers.maps.REDUCTIONS`. Its default,
+    ``"sum"``, is the package's one exception to ``maps.DEFAULT_REDUCTION``
+    (``"abs_sum"``): attributions are additive, so the sum over channels is the
+    attribution of the location and keeps its sign (shap's ``image_plot`` shows
+    the same); ``"abs_sum"`` sums magnitudes. ``size`` (an int or ``(H, W)``)
+    upsamples bilinearly with :func:`interp_helpers.maps.resize_map`
+    (``align_corners=False``: each activation cell covers its patch of the photo);
+    ``None`` keeps the layer's grid. Returns float64 on the CPU.
     """
     if not isinstance(attribution, torch.Tensor):
         raise TypeError(f"attribution must be a torch.Tensor (N, C, h, w) or (C, h, w), got {type(attribution).__name__}")
@@ -94,13 +102,16 @@ def layer_map(attribution: torch.Tensor, size: int | tuple[int, int] | None = No
         a = a.unsqueeze(0)
     if a.dim() != 4 or a.shape[0] < 1 or min(a.shape[1:]) < 1:
         raise ValueError(f"attribution must be (N, C, h, w) or (C, h, w), got shape {tuple(attribution.shape)}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    a = a.cpu().double()
-    m = a.sum(1, keepdim=True) if reduction == "sum" else a.abs().sum(1, keepdim=True)
+    reduction = check_choice(reduction, "reduction", REDUCTIONS)
     if size is not None:
-        m = F.interpolate(m, size=_check_size(size), mode="bilinear", align_corners=False)
-    return m[:, 0]
+        size = check_size(size)
+    if a.is_complex() or a.dtype == torch.bool:
+        raise ValueError(f"attribution must hold real numbers, got dtype {a.dtype}")
+    a = a.to(device="cpu", dtype=torch.float64)
+    if not torch.isfinite(a).all():
+        raise ValueError("attribution contains NaN or inf values")
+    m = reduce_channels(a, reduction)
+    return m if size is None else resize_map(m, size)
 
 
 def effective_resolution(saliency: Any) -> float:
@@ -135,24 +146,6 @@ def effective_resolution(saliency: Any) -> float:
     return float(min(across, across / (2 * np.mean(widths))))
 
 
-def rank_correlation(a: Any, b: Any) -> float:
-    """Spearman's rho between two maps of the same shape (ties get average ranks)."""
-    from scipy.stats import spearmanr
-
-    x, y = _as_2d(a, "a"), _as_2d(b, "b")
-    _same_shape(x, y)
-    for m, name in ((x, "a"), (y, "b")):
-        if np.ptp(m) == 0:
-            raise ValueError(f"{name} is constant: its rank correlation is undefined")
-    return float(spearmanr(x.ravel(), y.ravel()).statistic)
-
-
-def _check_fraction(fraction: Any) -> float:
-    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not (0 < float(fraction) <= 1):
-        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
-    return float(fraction)
-
-
 def _top(m: np.ndarray, k: int) -> np.ndarray:
     order = np.argsort(-m.ravel(), kind="stable")  # ties broken by position, the same way for both maps
     mask = np.zeros(m.size, dtype=bool)
@@ -170,57 +163,34 @@ def top_fraction_overlap(a: Any, b: Any, fraction: float = 0.1) -> float:
     """
     x, y = _as_2d(a, "a"), _as_2d(b, "b")
     _same_shape(x, y)
-    fraction = _check_fraction(fraction)
+    fraction = check_fraction(fraction, "fraction")
     k = max(1, math.ceil(fraction * x.size))
     return float((_top(x, k) & _top(y, k)).sum() / k)
-
-
-def _check_size(size: Any, name: str = "size") -> tuple[int, int]:
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
-        size = (int(size), int(size))
-    if (not isinstance(size, tuple) or len(size) != 2
-            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in size)):
-        raise ValueError(f"{name} must be an int >= 1 or a pair of them, got {size!r}")
-    return int(size[0]), int(size[1])
-
-
-def pool_map(saliency: Any, size: int | tuple[int, int]) -> np.ndarray:
-    """Average a 2-D map down to a ``size`` grid (adaptive average pooling), e.g. a stage's 7 x 7.
-
-    Each output cell is the mean of the pixels it covers (PyTorch's
-    ``adaptive_avg_pool2d``); a map made of blocks aligned with the grid
-    returns the block values. ``size`` may not exceed the map's shape.
-    """
-    m = _as_2d(saliency, "saliency")
-    h, w = _check_size(size)
-    if h > m.shape[0] or w > m.shape[1]:
-        raise ValueError(f"size {(h, w)} must not exceed the map's shape {m.shape}")
-    pooled = F.adaptive_avg_pool2d(torch.from_numpy(m)[None, None], (h, w))
-    return pooled[0, 0].numpy()
 
 
 def agreement_table(maps: Mapping[str, Any], *, fraction: float = 0.1,
                     grid: int | tuple[int, int] | None = None) -> "Any":
     """Spearman's rho and top-``fraction`` overlap for every pair of named maps (a pandas DataFrame).
 
-    Columns: ``a``, ``b``, ``spearman``, ``top_overlap``; one row per unordered pair,
-    in the order of ``maps``. All maps must have the same shape. With ``grid``
-    every map is first averaged down to that grid (:func:`pool_map`).
+    Columns: ``a``, ``b``, ``spearman`` (:func:`interp_helpers.maps.spearman`: NaN when
+    either map is constant), ``top_overlap``; one row per unordered pair, in the order of
+    ``maps``. All maps must have the same shape. With ``grid`` every map is first
+    averaged down to that grid (:func:`interp_helpers.maps.pool_map`).
     """
     import pandas as pd
 
     if not isinstance(maps, Mapping) or len(maps) < 2:
         raise ValueError(f"maps must be a mapping of at least two named maps, got {type(maps).__name__}")
-    fraction = _check_fraction(fraction)
+    fraction = check_fraction(fraction, "fraction")
     arrays = {str(k): _as_2d(v, f"maps[{k!r}]") for k, v in maps.items()}
     if grid is not None:
-        grid = _check_size(grid, "grid")
+        grid = check_size(grid, "grid")
         arrays = {k: pool_map(v, grid) for k, v in arrays.items()}
     rows = []
     for (na, a), (nb, b) in itertools.combinations(arrays.items(), 2):
         if a.shape != b.shape:
             raise ValueError(f"maps must share one shape, got {na}: {a.shape} and {nb}: {b.shape}")
-        rows.append({"a": na, "b": nb, "spearman": rank_correlation(a, b),
+        rows.append({"a": na, "b": nb, "spearman": spearman(a, b),
                      "top_overlap": top_fraction_overlap(a, b, fraction)})
     return pd.DataFrame(rows, columns=["a", "b", "spearman", "top_overlap"])
 
