@@ -3,130 +3,107 @@
 Computation and plotting live in separate modules. The functions the notebooks call most are
 re-exported here; specialised ones are imported from their module (``interp_helpers.metrics.depth``,
 ``interp_helpers.attribution.shap_bridge``, ...).
-"""
-from .data import load_boston
-from .images import ExampleImage, example_images, load_image
-from .models import (
-    MODEL_NAMES,
-    LoadedModel,
-    Prediction,
-    WeightsUnavailableError,
-    load_model,
-    predict,
-)
-from .notebook import NotebookSetup, setup_notebook
 
-from .attribution.gradient import gradient, gradient_x_input
-from .attribution.noise import add_noise, noise_tunnel, smoothgrad
-from .plotting.maps import (
-    image_grid,
-    normalize_map,
-    reduce_channels,
-    show_diverging,
-    show_heatmap,
-    show_image,
-    show_overlay,
-)
-from .attribution.expected_gradients import expected_gradients
-from .attribution.backgrounds import blurred_copies, make_background
-from .tabular.treeshap import (
-    BaselineComparison,
-    CatBoostFit,
-    ShapCheck,
-    TreeShapResult,
-    brute_force_tree_shap,
-    check_shap_against_catboost,
-    compare_baselines,
-    importance_table,
-    mean_abs_interactions,
-    mean_abs_shap,
-    regression_metrics,
-    strongest_interactions,
-    train_catboost,
-    tree_shap,
-)
-from .plotting.tabular import (
-    plot_bar,
-    plot_beeswarm,
-    plot_dependence,
-    plot_force,
-    plot_importance_comparison,
-    plot_interaction_heatmap,
-    plot_waterfall,
-)
-from .metrics.faithfulness import (
-    CurveResult,
-    RandomizationResult,
-    auc_table,
-    deletion_curve,
-    insertion_curve,
-    randomization_table,
-    randomization_test,
-)
-from .plotting.evaluation import plot_curves, plot_randomization
+Importing the package is cheap: every name below is loaded from its module on first use
+(PEP 562 ``__getattr__``), so ``import interp_helpers`` imports neither torch nor
+matplotlib, shap, catboost, pandas or scipy; ``interp_helpers.smoothgrad`` imports what
+SmoothGrad needs, ``interp_helpers.plot_bar`` what a bar plot needs.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "MODEL_NAMES",
-    "ExampleImage",
-    "LoadedModel",
-    "NotebookSetup",
-    "Prediction",
-    "WeightsUnavailableError",
-    "example_images",
-    "load_boston",
-    "load_image",
-    "load_model",
-    "predict",
-    "setup_notebook",
+#: Where each exported name lives (module relative to this package). ``reduce_channels`` is the
+#: one channel reduction of :mod:`interp_helpers.maps`; ``normalize_map`` is display scaling.
+_EXPORTS: dict[str, str] = {
+    # data, photos, models, notebook set-up
+    "load_boston": "data",
+    "ExampleImage": "images",
+    "example_images": "images",
+    "load_image": "images",
+    "MODEL_NAMES": "models",
+    "LoadedModel": "models",
+    "Prediction": "models",
+    "WeightsUnavailableError": "models",
+    "load_model": "models",
+    "predict": "models",
+    "NotebookSetup": "notebook",
+    "setup_notebook": "notebook",
     # image attributions (notebooks 01-03, 05)
-    "gradient",
-    "gradient_x_input",
-    "smoothgrad",
-    "noise_tunnel",
-    "add_noise",
-    "expected_gradients",
-    "make_background",
-    "blurred_copies",
-    # image plots
-    "image_grid",
-    "normalize_map",
-    "reduce_channels",
-    "show_diverging",
-    "show_heatmap",
-    "show_image",
-    "show_overlay",
+    "add_noise": "attribution.noise",
+    "gradient": "attribution.gradient",
+    "gradient_x_input": "attribution.gradient",
+    "noise_tunnel": "attribution.noise",
+    "smoothgrad": "attribution.noise",
+    "expected_gradients": "attribution.expected_gradients",
+    "blurred_copies": "attribution.backgrounds",
+    "make_background": "attribution.backgrounds",
+    # maps and image plots
+    "reduce_channels": "maps",
+    "image_grid": "plotting.maps",
+    "normalize_map": "plotting.maps",
+    "show_diverging": "plotting.maps",
+    "show_heatmap": "plotting.maps",
+    "show_image": "plotting.maps",
+    "show_overlay": "plotting.maps",
     # are the explanations right? (notebook 05)
-    "CurveResult",
-    "RandomizationResult",
-    "auc_table",
-    "deletion_curve",
-    "insertion_curve",
-    "randomization_table",
-    "randomization_test",
-    "plot_curves",
-    "plot_randomization",
+    "CurveResult": "metrics.faithfulness",
+    "RandomizationResult": "metrics.sanity",
+    "auc_table": "metrics.faithfulness",
+    "deletion_curve": "metrics.faithfulness",
+    "insertion_curve": "metrics.faithfulness",
+    "randomization_table": "metrics.sanity",
+    "randomization_test": "metrics.sanity",
+    "plot_curves": "plotting.evaluation",
+    "plot_randomization": "plotting.evaluation",
     # tabular models (notebook 04)
-    "BaselineComparison",
-    "CatBoostFit",
-    "ShapCheck",
-    "TreeShapResult",
-    "brute_force_tree_shap",
-    "check_shap_against_catboost",
-    "compare_baselines",
-    "importance_table",
-    "mean_abs_interactions",
-    "mean_abs_shap",
-    "regression_metrics",
-    "strongest_interactions",
-    "train_catboost",
-    "tree_shap",
-    "plot_bar",
-    "plot_beeswarm",
-    "plot_dependence",
-    "plot_force",
-    "plot_importance_comparison",
-    "plot_interaction_heatmap",
-    "plot_waterfall",
-]
+    "BaselineComparison": "tabular.model",
+    "CatBoostFit": "tabular.model",
+    "compare_baselines": "tabular.model",
+    "regression_metrics": "tabular.model",
+    "train_catboost": "tabular.model",
+    "TreeShapResult": "tabular.treeshap",
+    "mean_abs_interactions": "tabular.treeshap",
+    "mean_abs_shap": "tabular.treeshap",
+    "strongest_interactions": "tabular.treeshap",
+    "tree_shap": "tabular.treeshap",
+    "ShapCheck": "tabular.reference",
+    "brute_force_tree_shap": "tabular.reference",
+    "check_shap_against_catboost": "tabular.reference",
+    "importance_table": "tabular.importance",
+    "plot_bar": "plotting.tabular",
+    "plot_beeswarm": "plotting.tabular",
+    "plot_dependence": "plotting.tabular",
+    "plot_force": "plotting.tabular",
+    "plot_importance_comparison": "plotting.tabular",
+    "plot_interaction_heatmap": "plotting.tabular",
+    "plot_waterfall": "plotting.tabular",
+}
+
+#: Subpackages and modules reachable as attributes (``interp_helpers.tabular``) without importing them first.
+_SUBMODULES = frozenset({
+    "attribution", "cli", "data", "hooks", "images", "maps", "memory", "metrics", "models", "notebook",
+    "plotting", "tabular", "validation",
+})
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module behind an exported name on first access (PEP 562) and cache the value."""
+    module = _EXPORTS.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES)

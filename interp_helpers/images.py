@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import io
 import numbers
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +56,17 @@ class ExampleImage:
         """The category (older name of :attr:`category`)."""
         return self.category
 
+    def resource(self) -> Traversable:
+        """The file inside its installed package, as an :mod:`importlib.resources` resource.
+
+        ``load_image`` reads it through this (``.read_bytes()``), which works wherever the
+        package is installed; :meth:`path` is the same file as a filesystem path.
+        """
+        return resources.files(self.package).joinpath(self.file)
+
     def path(self) -> Path:
-        """The file inside the installed package."""
-        return Path(str(resources.files(self.package).joinpath(self.file)))
+        """The file inside the installed package, as a filesystem path."""
+        return Path(str(self.resource()))
 
 
 _OWN = "package_data/images/"
@@ -239,6 +246,9 @@ def _decode(data: bytes | Path, source: str, max_pixels: int) -> Image.Image:
 
 
 def _fetch(url: str, timeout: float, max_bytes: int) -> bytes:
+    import urllib.error
+    import urllib.request  # loads http.client, email and ssl: only when a URL is given
+
     request = urllib.request.Request(url, headers={"User-Agent": "interp-helpers"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http/https only)
@@ -297,13 +307,13 @@ def load_image(
     if isinstance(source, str) and source.startswith(("http://", "https://")):
         return _decode(_fetch(source, timeout, int(max_bytes)), source, int(max_pixels))
     if isinstance(source, str) and source in _BY_NAME:
-        path = _BY_NAME[source].path()
-        if not path.is_file():
+        resource = _BY_NAME[source].resource()
+        if not resource.is_file():
             raise FileNotFoundError(
-                f"example '{source}': {path} is missing; the package was installed without its data files "
+                f"example '{source}': {resource} is missing; the package was installed without its data files "
                 f"(reinstall interp-helpers from a wheel or a full checkout)"
             )
-        return _decode(path, f"example '{source}'", int(max_pixels))
+        return _decode(resource.read_bytes(), f"example '{source}'", int(max_pixels))
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
         if not path.exists():

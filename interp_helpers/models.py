@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from torchvision import transforms
 
 from .validation import check_positive_int
 
@@ -197,6 +196,8 @@ class LoadedModel:
 
 
 def _transforms(mean: tuple[float, ...], std: tuple[float, ...], resize: int, interpolation) -> tuple:
+    from torchvision import transforms
+
     geometry = transforms.Compose(
         [transforms.Resize(resize, interpolation=interpolation), transforms.CenterCrop(224)]
     )
@@ -451,6 +452,8 @@ def _stages(name: str, module: nn.Module) -> "OrderedDict[str, nn.Module]":
 
 def _torchvision_transforms(tv: Any) -> tuple:
     """``tv``'s own preprocessing (resize size, interpolation, crop, normalisation) and its geometry alone."""
+    from torchvision import transforms
+
     preset = tv.transforms()
     geometry = transforms.Compose([
         transforms.Resize(preset.resize_size, interpolation=preset.interpolation, antialias=preset.antialias),
@@ -530,6 +533,8 @@ def load_model(name: str, *, weights: Any = "pretrained", device: str | torch.de
     module = _build(name)
     categories = _imagenet_categories()
     if name == "efficientnet_lite0":
+        from torchvision import transforms
+
         transform, geometry = _transforms(_LITE_MEAN, _LITE_STD, 256, transforms.InterpolationMode.BILINEAR)
     else:  # without a weights entry: the preprocessing of the original tutorials' weights (IMAGENET1K_V1)
         transform, geometry = _torchvision_transforms(torchvision_weights(name, "pretrained"))

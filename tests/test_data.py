@@ -5,7 +5,10 @@ from pathlib import Path
 import pytest
 
 import interp_helpers as ih
-from interp_helpers.data import BOSTON_COLUMNS, BOSTON_SHA256, DATA_DIR
+from interp_helpers.data import BOSTON_COLUMNS, BOSTON_FILE, BOSTON_SHA256, boston_file
+
+REPO = Path(__file__).resolve().parents[1]
+CSV = REPO / "interp_helpers" / BOSTON_FILE
 
 
 def test_load_boston_shape_columns_and_known_values():
@@ -21,21 +24,49 @@ def test_load_boston_shape_columns_and_known_values():
 
 
 def test_shipped_file_matches_hash_readme_and_mlxtend_copy():
-    data = (DATA_DIR / "boston_housing.csv").read_bytes()
+    data = CSV.read_bytes()
+    assert boston_file().read_bytes() == data  # importlib.resources finds the package's copy
     assert hashlib.sha256(data).hexdigest() == BOSTON_SHA256
-    assert BOSTON_SHA256 in (DATA_DIR / "README.md").read_text()
+    readme = (REPO / "data" / "README.md").read_text(encoding="utf-8")
+    assert BOSTON_SHA256 in readme and f"interp_helpers/{BOSTON_FILE}" in readme
+    assert not (REPO / "data" / "boston_housing.csv").exists()  # one copy, inside the package
     import mlxtend
 
     original = Path(mlxtend.__file__).parent / "data" / "data" / "boston_housing.csv"
     assert original.read_bytes() == data
 
 
+def test_csv_is_package_data():
+    """pyproject.toml ships the CSV in wheels (tests/test_wheel.py installs one and loads it)."""
+    import fnmatch
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    package = "interp_helpers.package_data"
+    assert package in config["packages"]
+    assert any(fnmatch.fnmatch(CSV.name, pattern) for pattern in config["package-data"][package])
+
+
 def test_changed_file_is_refused(tmp_path):
     bad = tmp_path / "boston.csv"
-    shutil.copy(DATA_DIR / "boston_housing.csv", bad)
+    shutil.copy(CSV, bad)
     with bad.open("a") as f:
         f.write("1,2,3\n")
     with pytest.raises(ValueError, match="SHA-256"):
         ih.load_boston(bad)
     with pytest.raises(FileNotFoundError, match="missing.csv"):
         ih.load_boston(tmp_path / "missing.csv")
+    with pytest.raises(TypeError, match="path must be a str or pathlib.Path, got int"):
+        ih.load_boston(3)
+    good = tmp_path / "copy.csv"
+    shutil.copy(CSV, good)
+    X, y = ih.load_boston(str(good))
+    assert X.shape == (506, 13)
+
+
+def test_missing_bundled_file_is_a_clear_error(monkeypatch):
+    from interp_helpers import data
+
+    monkeypatch.setattr(data, "BOSTON_FILE", "package_data/gone.csv")
+    with pytest.raises(FileNotFoundError, match="gone.csv.*data files"):
+        ih.load_boston()

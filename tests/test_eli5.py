@@ -1,4 +1,4 @@
-"""ELI5 wrappers and the agreement measure in interp_helpers.tabular.treeshap, checked against independent computations.
+"""ELI5 wrappers and the agreement measure in interp_helpers.tabular.importance, checked against independent computations.
 
 * ``eli5_weights`` on CatBoost equals CatBoost's ``PredictionValuesChange`` rescaled to sum to 1, and on a
   scikit-learn forest its ``feature_importances_``;
@@ -16,7 +16,7 @@ import shap
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.tree import DecisionTreeRegressor
 
-import interp_helpers.tabular.treeshap as tab
+import interp_helpers.tabular as tab
 
 
 @pytest.fixture(scope="module")

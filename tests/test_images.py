@@ -89,6 +89,16 @@ def test_shipped_files_are_package_data():
         assert any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns), path.name
 
 
+def test_examples_are_read_through_importlib_resources(monkeypatch):
+    """load_image reads a bundled example's bytes from its resource, never from a path built on __file__."""
+    curie = images._BY_NAME["curie"]
+    assert curie.resource().read_bytes() == curie.path().read_bytes() == (IMAGES / "curie.jpg").read_bytes()
+    monkeypatch.setattr(images.ExampleImage, "path", lambda self: (_ for _ in ()).throw(AssertionError("path")))
+    assert ih.load_image("curie").size == (232, 325)
+    assert not any("__file__" in line for line in Path(images.__file__).read_text().splitlines()
+                   if not line.lstrip().startswith("#"))
+
+
 def test_a_missing_shipped_file_is_a_clear_error(monkeypatch):
     broken = dataclasses.replace(images._BY_NAME["curie"], file="package_data/images/gone.jpg")
     monkeypatch.setitem(images._BY_NAME, "curie", broken)

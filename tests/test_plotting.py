@@ -1,4 +1,4 @@
-"""Known-answer and bad-input tests for interp_helpers.plotting.maps."""
+"""Known-answer and bad-input tests for interp_helpers.plotting.maps (and the re-exported reduce_channels)."""
 from __future__ import annotations
 
 import importlib
@@ -14,11 +14,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from interp_helpers import plotting  # noqa: E402
+import interp_helpers as ih  # noqa: E402
+from interp_helpers import maps, plotting  # noqa: E402
+from interp_helpers.maps import reduce_channels  # noqa: E402
 from interp_helpers.plotting.maps import (  # noqa: E402
     image_grid,
     normalize_map,
-    reduce_channels,
+    scale_bar,
     show_diverging,
     show_heatmap,
     show_image,
@@ -42,9 +44,25 @@ A = np.array(
 
 
 def test_reduce_channels_known_answers():
+    # interp_helpers.reduce_channels is the one reduction of interp_helpers.maps; plotting keeps no copy
+    assert ih.reduce_channels is maps.reduce_channels
+    assert not hasattr(plotting, "reduce_channels") and "reduce_channels" not in plotting.maps.__all__
     np.testing.assert_array_equal(reduce_channels(A, "max_abs"), [[4.0, 2.0], [0.5, 3.0]])
     np.testing.assert_array_equal(reduce_channels(A, "sum"), [[-1.0, -1.0], [0.0, 1.0]])
     np.testing.assert_array_equal(reduce_channels(A, "abs_sum"), [[7.0, 3.0], [1.0, 7.0]])
+    np.testing.assert_array_equal(reduce_channels(A), [[7.0, 3.0], [1.0, 7.0]])  # default: maps.DEFAULT_REDUCTION
+    assert maps.DEFAULT_REDUCTION == "abs_sum"
+
+
+def test_unsigned_panels_default_to_abs_sum_and_diverging_to_sum():
+    import inspect
+
+    for draw in (show_heatmap, show_overlay):
+        assert inspect.signature(draw).parameters["reduction"].default == maps.DEFAULT_REDUCTION == "abs_sum"
+    assert inspect.signature(show_diverging).parameters["reduction"].default == "sum"
+    for reduction in maps.REDUCTIONS:  # every reduction of maps is accepted, and it is the one applied
+        ax = show_heatmap(A, reduction=reduction, colorbar=False)
+        np.testing.assert_allclose(ax.images[0].get_array(), normalize_map(reduce_channels(A, reduction)))
 
 
 @pytest.mark.parametrize(
@@ -58,13 +76,24 @@ def test_reduce_channels_known_answers():
     ],
 )
 def test_accepts_tensors_arrays_and_shapes(as_input):
-    np.testing.assert_allclose(reduce_channels(as_input(A), "max_abs"), [[4.0, 2.0], [0.5, 3.0]])
+    ax = show_heatmap(as_input(A), reduction="max_abs", colorbar=False)
+    np.testing.assert_allclose(ax.images[0].get_array(), normalize_map(np.array([[4.0, 2.0], [0.5, 3.0]])))
 
 
-def test_two_d_map_passes_through():
+def test_two_d_map_is_one_channel():
     m = np.array([[1.0, -2.0], [3.0, 0.0]])
-    np.testing.assert_array_equal(reduce_channels(m, "sum"), m)
-    np.testing.assert_array_equal(reduce_channels(torch.tensor(m), "max_abs"), np.abs(m))
+    np.testing.assert_allclose(show_diverging(m).images[0].get_array(), normalize_map(m, signed=True))
+    np.testing.assert_allclose(show_heatmap(torch.tensor(m), reduction="max_abs").images[0].get_array(),
+                               normalize_map(np.abs(m)))
+    np.testing.assert_allclose(show_heatmap(m).images[0].get_array(), normalize_map(np.abs(m)))
+
+
+def test_drawing_never_changes_the_callers_array():
+    a = A.copy()
+    a.flags.writeable = False  # read-only input (e.g. np.asarray of a PIL image) is fine, and left alone
+    show_heatmap(a, smooth=1.0)
+    show_diverging(torch.from_numpy(A.copy()))
+    np.testing.assert_array_equal(a, A)
 
 
 def test_normalize_unsigned_clips_at_percentile():
@@ -98,8 +127,10 @@ def test_heatmap_draws_the_normalized_map():
     fig, ax = plt.subplots()
     assert show_heatmap(A, ax=ax, title="t") is ax
     drawn = ax.images[0].get_array()
-    np.testing.assert_allclose(drawn, normalize_map(reduce_channels(A, "max_abs")))
+    np.testing.assert_allclose(drawn, normalize_map(reduce_channels(A, "abs_sum")))
     assert ax.get_title() == "t"
+    ax = show_heatmap(A, reduction="max_abs")
+    np.testing.assert_allclose(ax.images[0].get_array(), normalize_map(reduce_channels(A, "max_abs")))
 
 
 def test_diverging_draws_signed_map():
@@ -166,20 +197,25 @@ def test_overlay_and_image_accept_hwc_and_chw():
 
 
 def test_smooth_blurs_the_reduced_map_before_scaling():
+    """smooth= is interp_helpers.maps.gaussian_blur: scipy's gaussian_filter, edges 'nearest', cut at 3 sigma."""
     from scipy.ndimage import gaussian_filter
+
+    def blur(m, sigma):
+        return gaussian_filter(m, sigma, mode="nearest", truncate=3.0)
 
     rng = np.random.default_rng(1)
     attr = rng.normal(size=(3, 20, 20))
     ax = show_heatmap(attr, smooth=2.0)
-    expected = normalize_map(gaussian_filter(reduce_channels(attr), 2.0, mode="nearest"))
+    expected = normalize_map(blur(reduce_channels(attr), 2.0))
     np.testing.assert_allclose(ax.images[0].get_array(), expected)
     assert not np.allclose(expected, normalize_map(reduce_channels(attr)))
     ax = show_diverging(attr, smooth=1.0)
     np.testing.assert_allclose(ax.images[0].get_array(),
-                               normalize_map(gaussian_filter(reduce_channels(attr, "sum"), 1.0, mode="nearest"),
-                                             signed=True))
+                               normalize_map(blur(reduce_channels(attr, "sum"), 1.0), signed=True))
     np.testing.assert_allclose(show_heatmap(attr, smooth=0).images[0].get_array(),
                                normalize_map(reduce_channels(attr)))
+    ax = show_overlay(np.zeros((20, 20, 3)), attr, smooth=1.5)
+    np.testing.assert_allclose(ax.images[1].get_array()[..., 3], 0.8 * normalize_map(blur(reduce_channels(attr), 1.5)))
 
 
 def test_image_grid_shapes_and_labels():
@@ -193,11 +229,16 @@ def test_image_grid_shapes_and_labels():
 @pytest.mark.parametrize(
     "call, exc, pattern",
     [
-        (lambda: reduce_channels(A, "mean"), ValueError, "reduce.*mean"),
-        (lambda: reduce_channels(np.zeros((2, 3, 4, 4))), ValueError, r"attribution.*\(2, 3, 4, 4\)"),
-        (lambda: reduce_channels(np.zeros(5)), ValueError, r"attribution.*\(5,\)"),
-        (lambda: reduce_channels([[1.0]]), TypeError, "attribution.*list"),
-        (lambda: reduce_channels(np.array([[np.nan]])), ValueError, "attribution.*NaN"),
+        (lambda: show_heatmap(A, reduction="mean"), ValueError, "reduction.*mean"),
+        (lambda: show_diverging(A, reduction="nope"), ValueError, "reduction.*nope"),
+        (lambda: show_overlay(np.zeros((2, 2, 3)), A, reduction=None), ValueError, "reduction.*None"),
+        (lambda: show_heatmap(A, reduce="max_abs"), TypeError, "reduce"),  # the old keyword is gone
+        (lambda: show_heatmap(np.zeros((2, 3, 4, 4))), ValueError, r"attribution.*\(2, 3, 4, 4\)"),
+        (lambda: show_heatmap(np.zeros(5)), ValueError, r"attribution.*\(5,\)"),
+        (lambda: show_heatmap([[1.0]]), TypeError, "attribution.*list"),
+        (lambda: show_heatmap(np.array([[np.nan]])), ValueError, "attribution.*NaN"),
+        (lambda: show_heatmap(np.ones((2, 2), dtype=bool)), ValueError, "attribution.*bool"),
+        (lambda: normalize_map(A[0], signed="yes"), TypeError, "signed.*yes"),
         (lambda: normalize_map(A), ValueError, r"saliency.*\(3, 2, 2\)"),
         (lambda: normalize_map(A[0], 0), ValueError, "percentile.*0"),
         (lambda: normalize_map(A[0], 101), ValueError, "percentile.*101"),
@@ -216,6 +257,7 @@ def test_image_grid_shapes_and_labels():
 def test_bad_arguments(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
+    assert plt.get_fignums() == []  # arguments are checked before a figure is made
 
 
 def test_import_changes_no_rcparams():
@@ -242,3 +284,93 @@ def test_setup_notebook_raises_figure_dpi_to_100_and_never_lowers_it(monkeypatch
     with matplotlib.rc_context({"figure.dpi": 150}):
         setup_notebook(None, verbose=False)
         assert matplotlib.rcParams["figure.dpi"] == 150
+
+
+# --------------------------------------------------------------------------- one shared scale bar
+
+
+def _bars(fig):
+    return [a._colorbar for a in fig.axes if getattr(a, "_colorbar", None) is not None]
+
+
+def _ticks(bar, axis="y"):
+    ticks = bar.ax.get_yticks() if axis == "y" else bar.ax.get_xticks()
+    labels = bar.ax.get_yticklabels() if axis == "y" else bar.ax.get_xticklabels()
+    return list(ticks), [t.get_text() for t in labels]
+
+
+def test_scale_bar_unsigned_group_gets_one_bar_with_the_panels_scale():
+    fig, axes = image_grid(2, 3)
+    for ax in axes[:, 1:].flat:
+        show_heatmap(A, ax=ax, colorbar=False)
+    bar = scale_bar(fig, axes[:, 1:])
+    assert _bars(fig) == [bar] and len(fig.axes) == 7  # ONE bar for the four panels
+    assert _ticks(bar) == ([0.0, 1.0], ["min", "≥p99"])
+    assert bar.ax.get_ylabel() == "scaled to own p99"
+    assert bar.cmap.name == "inferno" and (bar.vmin, bar.vmax) == (0.0, 1.0)
+    # the bar's colours are those of the panels: the panel's image uses the same map and range
+    image = axes[0, 1].images[0]
+    assert image.get_cmap().name == bar.cmap.name and image.get_clim() == (bar.vmin, bar.vmax)
+    fig.canvas.draw()  # constrained layout places it without error
+
+
+def test_scale_bar_signed_percentile_label_cmap_and_colorbar_options():
+    fig, axes = image_grid(1, 2)
+    for ax in axes.flat:
+        show_diverging(A, ax=ax, percentile=95, colorbar=False)
+    bar = scale_bar(fig, list(axes.flat), signed=True, percentile=95, label="signed sum", location="bottom",
+                    shrink=0.5)
+    assert _ticks(bar, "x") == ([-1.0, 0.0, 1.0], ["-p95", "0", "+p95"])
+    assert bar.ax.get_xlabel() == "signed sum" and bar.orientation == "horizontal"
+    assert bar.cmap.name == "RdBu_r" and (bar.vmin, bar.vmax) == (-1.0, 1.0)
+    assert axes[0, 0].images[0].get_clim() == (bar.vmin, bar.vmax)
+    fig, ax = plt.subplots()
+    bar = scale_bar(fig, ax, cmap="viridis", percentile=99.5)
+    assert bar.cmap.name == "viridis" and _ticks(bar)[1] == ["min", "≥p99.5"]
+    bar = scale_bar(fig, ax, cmap=matplotlib.colormaps["magma"], signed=True)
+    assert bar.cmap.name == "magma" and bar.ax.get_ylabel() == "÷ own p99 of |map|"
+
+
+def test_per_panel_bars_are_scale_bar_for_one_axes():
+    """colorbar=True draws exactly what scale_bar(fig, ax, ...) draws: one code path."""
+    fig, (a1, a2) = plt.subplots(1, 2)
+    show_diverging(A, ax=a1, percentile=97)
+    a2.imshow(np.zeros((2, 2)))
+    direct = scale_bar(fig, a2, signed=True, percentile=97)
+    drawn = [b for b in _bars(fig) if b is not direct][0]
+    assert _ticks(drawn) == _ticks(direct) and drawn.ax.get_ylabel() == direct.ax.get_ylabel()
+    assert drawn.cmap.name == direct.cmap.name and (drawn.vmin, drawn.vmax) == (direct.vmin, direct.vmax)
+    assert not hasattr(plotting.maps, "_scale_bar")
+
+
+@pytest.mark.parametrize(
+    "call, exc, pattern",
+    [
+        (lambda fig, ax: scale_bar(ax, ax), TypeError, "fig must be a matplotlib Figure"),
+        (lambda fig, ax: scale_bar(fig, []), TypeError, "axes must be a matplotlib Axes"),
+        (lambda fig, ax: scale_bar(fig, [ax, "x"]), TypeError, "axes must be"),
+        (lambda fig, ax: scale_bar(fig, plt.subplots()[1]), ValueError, "axes must all belong to fig"),
+        (lambda fig, ax: scale_bar(fig, ax, signed=1), TypeError, "signed.*1"),
+        (lambda fig, ax: scale_bar(fig, ax, percentile=0), ValueError, "percentile.*0"),
+        (lambda fig, ax: scale_bar(fig, ax, percentile=101), ValueError, "percentile.*101"),
+        (lambda fig, ax: scale_bar(fig, ax, cmap="no_such_map"), ValueError, "cmap.*no_such_map"),
+        (lambda fig, ax: scale_bar(fig, ax, cmap=3), TypeError, "cmap.*int"),
+        (lambda fig, ax: scale_bar(fig, ax, label=5), TypeError, "label.*int"),
+    ],
+)
+def test_scale_bar_bad_arguments(call, exc, pattern):
+    fig, ax = plt.subplots()
+    with pytest.raises(exc, match=pattern):
+        call(fig, ax)
+    assert _bars(fig) == []
+
+
+def test_importing_plotting_loads_no_matplotlib():
+    code = (
+        "import sys, interp_helpers.plotting, interp_helpers.plotting.tabular, interp_helpers.plotting.evaluation;"
+        "heavy = [m for m in ('matplotlib', 'matplotlib.pyplot', 'shap', 'pandas', 'scipy', 'skimage',"
+        " 'interp_helpers.metrics.faithfulness') if m in sys.modules];"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

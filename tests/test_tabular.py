@@ -1,4 +1,4 @@
-"""Tests for interp_helpers.tabular.treeshap (CatBoost + TreeSHAP) and interp_helpers.plotting.tabular.
+"""Tests for interp_helpers.tabular (CatBoost + TreeSHAP) and interp_helpers.plotting.tabular.
 
 Known answers: data where one feature alone sets the target; a purely linear
 target that least squares fits exactly; stumps (depth-1 trees), whose model is
@@ -20,7 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 import interp_helpers as ih
-import interp_helpers.tabular.treeshap as tab
+import interp_helpers.tabular as tab
 import interp_helpers.plotting.tabular as tplots
 
 TOL = 1e-6
@@ -249,7 +249,7 @@ def test_train_catboost_rejects_bad_data(toy, mutate, error, match):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"test_size": 1.5}, r"test_size must be a number strictly between 0 and 1, got 1.5"),
+        ({"test_size": 1.5}, r"test_size must be a finite number in \(0, 1\), got 1.5"),
         ({"test_size": 0.01}, r"test_size=0.01 leaves"),
         ({"seed": -1}, r"seed must be a non-negative integer"),
         ({"thread_count": 0}, r"thread_count must be an integer >= 1, got 0"),
@@ -296,7 +296,7 @@ def test_checks_reject_results_from_other_rows(boston_fit, boston_shap):
         tab.importance_table(boston_fit.model, other, boston_fit.y_test.iloc[40:80], result=boston_shap)
     with pytest.raises(TypeError, match=r"result must be the TreeShapResult"):
         tab.check_shap_against_catboost(boston_fit.model, other, result=np.zeros((40, 13)))
-    with pytest.raises(ValueError, match=r"tolerance must be a positive number, got 0"):
+    with pytest.raises(ValueError, match=r"tolerance must be a finite number in \(0, inf\], got 0"):
         tab.check_shap_against_catboost(boston_fit.model, boston_fit.X_test.iloc[:40], result=boston_shap, tolerance=0)
 
 
@@ -392,7 +392,7 @@ def test_plots_reject_bad_arguments(boston_shap):
         tplots.plot_force(boston_shap, 1.5)
     with pytest.raises(TypeError, match=r"ax must be a matplotlib Axes or None, got str"):
         tplots.plot_beeswarm(boston_shap, ax="ax")
-    with pytest.raises(ValueError, match=r"max_display must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"max_display must be an integer >= 1, got 0"):
         tplots.plot_bar(boston_shap, max_display=0)
     with pytest.raises(TypeError, match=r"result must be the TreeShapResult"):
         tplots.plot_beeswarm(boston_shap.values)

@@ -418,8 +418,3 @@ def auc_table(curves: Mapping[str, CurveResult], image_names: Sequence[str] | No
     table["mean"] = table[names].mean(axis=1)
     table["std"] = table[names].std(axis=1, ddof=1) if n > 1 else np.nan
     return table
-
-
-# TODO(lead, #11): compatibility re-export, so that interp_helpers/__init__.py and plotting/evaluation.py keep
-# importing until they take these names from metrics.sanity; delete these lines then (not in __all__).
-from .sanity import RandomizationResult, randomization_table, randomization_test  # noqa: E402,F401

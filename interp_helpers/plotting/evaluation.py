@@ -1,26 +1,31 @@
-"""Plots for :mod:`interp_helpers.metrics.faithfulness` results; nothing here computes a metric or an attribution.
+"""Plots for :mod:`interp_helpers.metrics` results (faithfulness curves, sanity checks); nothing here computes a metric or an attribution.
 
 * :func:`plot_curves` -- deletion or insertion curves of several methods (mean over
   images, with the spread across images shaded);
 * :func:`plot_randomization` -- similarity to the original map along the cascade of
-  :func:`~interp_helpers.metrics.faithfulness.randomization_test`, one line per method;
+  :func:`~interp_helpers.metrics.sanity.randomization_test`, one line per method;
 * :func:`plot_cascade_maps` -- the maps themselves along the cascade, one row per
   method (the figure of Adebayo et al. 2018, Fig. 2).
 
 Each function takes ``ax=`` (or returns a new figure) and returns what it drew
-on, so that a notebook can compose figures. Importing this module changes no
-matplotlib settings.
+on, so that a notebook can compose figures. Importing this module loads neither
+matplotlib nor the metrics (their result classes are imported by the functions
+that check them) and changes no matplotlib settings.
 """
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..metrics.faithfulness import CurveResult, RandomizationResult
-from .maps import image_grid, show_heatmap
+from ..validation import check_choice, check_flag
+from .maps import image_grid, show_heatmap, show_image
+
+if TYPE_CHECKING:
+    from ..metrics.faithfulness import CurveResult
+    from ..metrics.sanity import RandomizationResult
 
 __all__ = ["plot_cascade_maps", "plot_curves", "plot_randomization"]
 
@@ -37,7 +42,11 @@ def _new_ax(ax: Any, size: tuple[float, float] = (5.0, 3.6)) -> Any:
     return ax
 
 
-def _check_mapping(results: Any, name: str, kind: type) -> Mapping[str, Any]:
+def _check_mapping(results: Any, name: str, kind: str) -> Mapping[str, Any]:
+    """``results`` if it is a non-empty mapping label -> ``kind`` (a result class of interp_helpers.metrics)."""
+    from .. import metrics
+
+    kind = getattr(metrics, kind)
     if not isinstance(results, Mapping) or not results:
         raise ValueError(f"{name} must be a non-empty mapping label -> {kind.__name__}, got {results!r}")
     for label, r in results.items():
@@ -64,7 +73,8 @@ def plot_curves(
     Returns:
         The axes. The legend gives each method's mean AUC over images.
     """
-    curves = _check_mapping(curves, "curves", CurveResult)
+    curves = _check_mapping(curves, "curves", "CurveResult")
+    spread = check_flag(spread, "spread")
     kinds = {c.kind for c in curves.values()}
     if len(kinds) != 1:
         raise ValueError(f"curves must all be of one kind, got {sorted(kinds)}")
@@ -107,9 +117,8 @@ def plot_randomization(
         ax: axes to draw on (default: a new figure).
         title: axes title.
     """
-    results = _check_mapping(results, "results", RandomizationResult)
-    if not isinstance(metric, str) or metric not in _METRICS:
-        raise ValueError(f"metric must be one of {list(_METRICS)}, got {metric!r}")
+    results = _check_mapping(results, "results", "RandomizationResult")
+    metric = check_choice(metric, "metric", _METRICS)
     steps = next(iter(results.values())).steps
     for label, r in results.items():
         if r.steps != steps:
@@ -156,9 +165,7 @@ def plot_cascade_maps(
     Returns:
         ``(fig, axes)``.
     """
-    from .maps import show_image
-
-    results = _check_mapping(results, "results", RandomizationResult)
+    results = _check_mapping(results, "results", "RandomizationResult")
     shown, steps = steps, next(iter(results.values())).steps
     n_images = next(iter(results.values())).maps.shape[1]
     if isinstance(image, bool) or not isinstance(image, (int, np.integer)) or not 0 <= image < n_images:
@@ -183,7 +190,7 @@ def plot_cascade_maps(
         if extra:
             show_image(photo, ax=axes[row, 0])
         for col, k in enumerate(index):
-            show_heatmap(r.maps[k, image], ax=axes[row, col + extra], reduce="abs_sum", colorbar=False)
+            show_heatmap(r.maps[k, image], ax=axes[row, col + extra], reduction="abs_sum", colorbar=False)
     for ax in axes[0]:
         ax.title.set_fontsize(9)
     return fig, axes

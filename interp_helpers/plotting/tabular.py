@@ -1,27 +1,30 @@
-"""Plots of TreeSHAP results -- plotting only; every number comes from :mod:`interp_helpers.tabular.treeshap`.
+"""Plots of TreeSHAP results -- plotting only; every number comes from :mod:`interp_helpers.tabular`.
 
 Thin wrappers around ``shap.plots`` (beeswarm, bar, scatter, waterfall, force
 with ``matplotlib=True``) plus a heatmap of mean |SHAP interaction values| and a
 side-by-side bar chart of global importance measures. Each takes the result
-objects of :mod:`interp_helpers.tabular.treeshap`, never shows the figure itself, titles
+objects of :mod:`interp_helpers.tabular`, never shows the figure itself, titles
 it with the model and data set, and returns the ``Axes`` (or, for shap plots
 that draw on a whole figure, the ``Figure``) so a notebook can compose and save it.
+matplotlib, shap and pandas are imported by the functions that draw, so importing
+this module loads none of them.
 """
 from __future__ import annotations
 
 import contextlib
 import numbers
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.transforms import blended_transform_factory
 
-from ..tabular.treeshap import TreeShapResult, _check_result
+from ..tabular.treeshap import TreeShapResult, check_tree_shap_result
+from ..validation import check_flag, check_number, check_positive_int
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = [
     "plot_bar",
@@ -35,6 +38,8 @@ __all__ = [
 
 
 def _check_ax(ax: Any) -> Axes | None:
+    from matplotlib.axes import Axes
+
     if ax is not None and not isinstance(ax, Axes):
         raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
     return ax
@@ -53,12 +58,6 @@ def _check_row(result: TreeShapResult, index: Any) -> int:
     return int(index) % n
 
 
-def _check_max_display(max_display: Any) -> int:
-    if isinstance(max_display, bool) or not isinstance(max_display, numbers.Integral) or max_display < 1:
-        raise ValueError(f"max_display must be a positive integer, got {max_display!r}")
-    return int(max_display)
-
-
 def _title(result: TreeShapResult, what: str, *, sep: str = ": ") -> str:
     where = f" on {result.dataset}" if result.dataset else ""
     return f"{result.model_name}{where}{sep}{what}"
@@ -74,6 +73,8 @@ def _keep_interactive() -> Iterator[None]:
 
     Left off, later figures in a notebook would no longer display on their own.
     """
+    import matplotlib.pyplot as plt
+
     was_interactive = plt.isinteractive()
     try:
         yield
@@ -89,6 +90,8 @@ def _hand_back_to_pyplot(fig: Figure) -> None:
     backend queue it; on older matplotlib the figure is left closed, and a
     notebook shows it when it is the value of a cell.
     """
+    import matplotlib.pyplot as plt
+
     if not plt.isinteractive():
         return
     plt.close(fig)
@@ -106,9 +109,10 @@ def plot_beeswarm(
     Features are ordered by mean |SHAP|; with ``max_display`` below the number of
     features the rest are summed into one row.
     """
-    result = _check_result(result)
-    max_display = _check_max_display(max_display)
+    result = check_tree_shap_result(result)
+    max_display = check_positive_int(max_display, "max_display")
     ax = _check_ax(ax)
+    import matplotlib.pyplot as plt
     import shap
 
     if ax is None:
@@ -122,9 +126,10 @@ def plot_bar(
     result: TreeShapResult, *, max_display: int = 10, ax: Axes | None = None, title: str | None = None
 ) -> Axes:
     """Global importance as mean |SHAP value| per feature (``shap.plots.bar``)."""
-    result = _check_result(result)
-    max_display = _check_max_display(max_display)
+    result = check_tree_shap_result(result)
+    max_display = check_positive_int(max_display, "max_display")
     ax = _check_ax(ax)
+    import matplotlib.pyplot as plt
     import shap
 
     if ax is None:
@@ -145,14 +150,15 @@ def plot_dependence(
     """SHAP dependence plot (``shap.plots.scatter``): SHAP value of ``feature`` against its value.
 
     ``color_by`` names the feature whose value colours the dots -- pass the
-    partner from :func:`interp_helpers.tabular.treeshap.strongest_interactions` to show
+    partner from :func:`interp_helpers.tabular.strongest_interactions` to show
     the strongest interaction; ``None`` draws plain dots.
     """
-    result = _check_result(result)
+    result = check_tree_shap_result(result)
     feature = _check_feature(result, feature)
     if color_by is not None:
         color_by = _check_feature(result, color_by, "color_by")
     ax = _check_ax(ax)
+    import matplotlib.pyplot as plt
     import shap
 
     if ax is None:
@@ -172,9 +178,10 @@ def plot_waterfall(
 
     ``shap.plots.waterfall`` draws on the current figure, so this opens a new one and returns it.
     """
-    result = _check_result(result)
+    result = check_tree_shap_result(result)
     row = _check_row(result, index)
-    max_display = _check_max_display(max_display)
+    max_display = check_positive_int(max_display, "max_display")
+    import matplotlib.pyplot as plt
     import shap
 
     fig = plt.figure()
@@ -198,10 +205,12 @@ def plot_force(
     Features pushing the prediction up are red, down blue; labels are drawn for
     contributions above ``contribution_threshold`` of the total.
     """
-    result = _check_result(result)
+    result = check_tree_shap_result(result)
     row = _check_row(result, index)
     import shap
+    from matplotlib.transforms import blended_transform_factory
 
+    contribution_threshold = check_number(contribution_threshold, "contribution_threshold", low=0.0, high=1.0)
     data = result.data.iloc[row]
     with _keep_interactive():
         fig = shap.plots.force(
@@ -241,15 +250,19 @@ def plot_interaction_heatmap(
 ) -> Axes:
     """Heatmap of a feature x feature matrix of mean |SHAP interaction values|.
 
-    ``matrix`` is what :func:`interp_helpers.tabular.treeshap.mean_abs_interactions`
+    ``matrix`` is what :func:`interp_helpers.tabular.mean_abs_interactions`
     returns. The diagonal (main effects) is usually much larger than the
     off-diagonal interactions, so it is hatched out and the colour scale is set
     by the off-diagonal entries; ``annotate`` writes each value in its cell.
     """
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
     if not isinstance(matrix, pd.DataFrame):
         raise TypeError(f"matrix must be a pandas DataFrame (from mean_abs_interactions), got {type(matrix).__name__}")
     if matrix.shape[0] != matrix.shape[1] or list(matrix.index) != list(matrix.columns) or matrix.shape[0] < 2:
         raise ValueError(f"matrix must be square with the same feature labels on both axes, got shape {matrix.shape}")
+    annotate = check_flag(annotate, "annotate")
     ax = _check_ax(ax)
     values = matrix.to_numpy(dtype=np.float64)
     d = values.shape[0]
@@ -288,9 +301,12 @@ def plot_importance_comparison(
 ) -> Axes:
     """Grouped horizontal bars: each importance measure as a share (%) of its total, per feature.
 
-    ``table`` is what :func:`interp_helpers.tabular.treeshap.importance_table` returns;
+    ``table`` is what :func:`interp_helpers.tabular.importance_table` returns;
     features keep the table's order (largest mean |SHAP| on top).
     """
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"table must be a pandas DataFrame (from importance_table), got {type(table).__name__}")
     columns, labels = list(columns), list(labels)
