@@ -1,11 +1,15 @@
 """Tests for interp_helpers.attribution.expected_gradients: known answers, completeness, seeding, shap cross-check, bad input."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from interp_helpers.attribution import core
+from interp_helpers.attribution.noise import add_noise, noise_tunnel
 from interp_helpers.hooks import model_fingerprint
 from interp_helpers.attribution.expected_gradients import (
     ExpectedGradientsCheck,
@@ -118,7 +122,8 @@ def test_linear_model_single_background_is_exact() -> None:
     with torch.no_grad():
         gap = model(x)[range(3), target] - model(background)[0, target]
     torch.testing.assert_close(_sums(phi), gap, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(expected_output_gap(model, x, target, background=background), gap, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(expected_output_gap(model, x, target, background=background), gap,
+                               rtol=1e-12, atol=1e-12)
 
     # Layer form: the Flatten's output is vec(x); attributions are w * (vec(x) - vec(x')).
     phi_layer = expected_gradients(model, x, target, background=background, layer=model[0], n_samples=5, seed=1)
@@ -200,13 +205,119 @@ def test_check_on_linear_model_has_no_sampling_error() -> None:
     assert float(check.standard_error.max()) < 1e-12
     single = expected_gradients(model, x, 1, background=background, n_samples=1, seed=0, diagnostics=True)
     assert torch.isnan(single.standard_error).all()
+    assert isinstance(check, ExpectedGradientsCheck)
+    assert check.gap.dtype == check.draw_sums.dtype == torch.float64
+
+
+# --------------------------------------------------------------------------- targets as score callables
+
+
+@pytest.mark.parametrize("layer_name", [None, "conv2"])
+def test_logit_difference_is_the_difference_of_two_runs(layer_name: str | None) -> None:
+    """EG is linear in the score and the draws depend on (seed, i, j) only: EG(z0 - z2) = EG(0) - EG(2)."""
+    model = _cnn(torch.float64)
+    x, background = _data(torch.float64)
+    layer = None if layer_name is None else getattr(model, layer_name)
+    kwargs = {"background": background, "layer": layer, "n_samples": 9, "batch_size": 5, "seed": 3}
+    diff = expected_gradients(model, x, lambda z: z[:, 0] - z[:, 2], **kwargs)
+    a, b = expected_gradients(model, x, 0, **kwargs), expected_gradients(model, x, 2, **kwargs)
+    torch.testing.assert_close(diff, a - b, rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(diff, a)
+    gap = expected_output_gap(model, x, lambda z: z[:, 0] - z[:, 2], background=background)
+    torch.testing.assert_close(gap, expected_output_gap(model, x, 0, background=background)
+                               - expected_output_gap(model, x, 2, background=background), rtol=1e-12, atol=1e-12)
+    check = expected_gradients(model, x, lambda z: z[:, 0] - z[:, 2], diagnostics=True, **kwargs)
+    torch.testing.assert_close(check.attributions, diff, rtol=0, atol=0)
+    torch.testing.assert_close(check.gap, gap)
+
+
+def test_callable_target_on_a_linear_model_is_exact() -> None:
+    """score = log-softmax of class 1 is not linear, but a weighted sum of logits is: phi = (w1 - w0/2) * (x - x')."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3)).double().eval()
+    x = torch.randn(2, 3, 2, 2, dtype=torch.float64)
+    background = torch.randn(1, 3, 2, 2, dtype=torch.float64)
+    w = model[1].weight.detach()
+    phi = expected_gradients(model, x, lambda z: z[:, 1] - 0.5 * z[:, 0], background=background, n_samples=3)
+    torch.testing.assert_close(phi, (w[1] - 0.5 * w[0]).view(1, 3, 2, 2) * (x - background), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [lambda z: z, lambda z: z[:1, 0], lambda z: "score"])
+def test_bad_score_callable_is_refused_and_model_restored(bad) -> None:
+    model = _dirty_model()
+    before = model_fingerprint(model)
+    x, background = _data()
+    for layer in (None, model.conv2):
+        with pytest.raises(ValueError, match="target callable"):
+            expected_gradients(model, x, bad, background=background, layer=layer, n_samples=2)
+        with pytest.raises(ValueError, match="target callable"):
+            expected_gradients(model, x, bad, background=background, layer=layer, n_samples=2, diagnostics=True)
+    with pytest.raises(ValueError, match="target callable"):
+        expected_output_gap(model, x, bad, background=background)
+    assert model_fingerprint(model) == before
+
+
+# --------------------------------------------------------------------------- composition with noise_tunnel
+
+
+@pytest.mark.parametrize("target", [1, [0, 2], lambda z: z[:, 0] - z[:, 1]])
+def test_noise_tunnel_smooths_expected_gradients(target) -> None:
+    """noise_tunnel(partial(EG, ...)) = mean over j of EG at add_noise(x, level, seed=s, sample_index=j)."""
+    model = _cnn(torch.float64)
+    x, background = _data(torch.float64)
+    method = functools.partial(expected_gradients, background=background, n_samples=8, seed=4)
+    smoothed = noise_tunnel(method, model, x, target, n_samples=3, noise_level=0.1, seed=7)
+    expected = torch.stack([method(model, add_noise(x, 0.1, seed=7, sample_index=j), target)
+                            for j in range(3)]).mean(0)
+    assert smoothed.shape == x.shape
+    torch.testing.assert_close(smoothed, expected, rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(smoothed, method(model, x, target))
+    # a layer method composes too
+    layer_method = functools.partial(expected_gradients, background=background, layer=model.conv2, n_samples=4)
+    out = noise_tunnel(layer_method, model, x, target, n_samples=2, seed=7)
+    assert out.shape == (2, 8, 6, 6)
+
+
+# --------------------------------------------------------------------------- device policy
+
+
+@pytest.fixture
+def fake_model_device(monkeypatch):
+    """Pretend the model lives on another device ("cpu:0", distinct from the inputs' "cpu"); record moves there."""
+    fake = torch.device("cpu", 0)
+    moves = []
+    real_to = torch.Tensor.to
+
+    def spy_to(self, *args, **kwargs):
+        target = kwargs.get("device", args[0] if args else None)
+        if isinstance(target, torch.device) and target == fake:
+            moves.append(tuple(self.shape))
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(core, "model_device", lambda module, fallback: fake)
+    monkeypatch.setattr(torch.Tensor, "to", spy_to)
+    return moves
+
+
+@pytest.mark.parametrize("layer_name", [None, "conv2"])
+def test_runs_where_the_model_is_and_returns_where_the_inputs_were(layer_name, fake_model_device) -> None:
+    model = _cnn()
+    x, background = _data(n=2, m=3)
+    layer = None if layer_name is None else getattr(model, layer_name)
+    out = expected_gradients(model, x, 1, background=background, layer=layer, n_samples=3)
+    assert (2, 3, 12, 12) in fake_model_device and (3, 3, 12, 12) in fake_model_device  # inputs and background
+    assert out.device == x.device and out.dtype == x.dtype
+    check = expected_gradients(model, x, 1, background=background, layer=layer, n_samples=3, diagnostics=True)
+    assert all(t.device == x.device for t in check)
+    assert expected_output_gap(model, x, 1, background=background).device == x.device
 
 
 def test_layer_attribution_shapes() -> None:
     model = _cnn()
     x, background = _data()
     out = expected_gradients(model, x, 1, background=background, layer=model.conv2, n_samples=4, seed=0)
-    inp = expected_gradients(model, x, 1, background=background, layer=model.conv2, attribute_to="input", n_samples=4, seed=0)
+    inp = expected_gradients(model, x, 1, background=background, layer=model.conv2, attribute_to="input",
+                             n_samples=4, seed=0)
     assert out.shape == (2, 8, 6, 6)
     assert inp.shape == (2, 6, 12, 12)
     # conv2's input is relu1's output: the same tensor, the same draws, the same attributions.
@@ -394,14 +505,60 @@ def test_layer_that_is_bypassed_is_refused_and_model_restored() -> None:
     assert phi.shape == (2, 4, 12, 12)
 
 
-def test_layer_called_twice_or_never_is_refused() -> None:
+def test_layer_called_twice_or_never_is_refused_and_no_hook_is_left() -> None:
     torch.manual_seed(0)
     model = Shared()
+    model.conv.register_forward_hook(lambda *args: None)  # someone else's hook stays
+    before = model_fingerprint(model)
     x, background = _data()
     with pytest.raises(ValueError, match="called 2 times"):
         expected_gradients(model, x, 0, background=background, layer=model.relu, n_samples=2, seed=0)
-    with pytest.raises(ValueError, match="called 0 times"):
-        expected_gradients(model, x, 0, background=background, layer=model.unused, n_samples=2, seed=0)
+    assert model_fingerprint(model) == before
+    for at in ("output", "input"):
+        with pytest.raises(ValueError, match="called 0 times"):
+            expected_gradients(model, x, 0, background=background, layer=model.unused, attribute_to=at,
+                               n_samples=2, seed=0)
+        assert model_fingerprint(model) == before
+
+
+class Exploding(nn.Module):
+    """SmallCNN whose fc raises on its ``fail_at``-th call (counting from 1)."""
+
+    def __init__(self, fail_at: int, error: type = RuntimeError) -> None:
+        super().__init__()
+        self.net = _cnn()
+        self.calls = 0
+        self.fail_at = fail_at
+        self.error = error
+        self.net.fc.register_forward_pre_hook(self._count)  # the test's own hook: must survive
+
+    def _count(self, _module, _args) -> None:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise self.error("boom")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+# layer form, batch 4, 2 images x 6 draws: fc runs for the inputs (1), the separation check (1), then 3 draw
+# batches (the background pass stops at the layer). Input form: fc runs once per draw batch.
+@pytest.mark.parametrize(("layer_name", "fail_at"), [("conv2", 1), ("conv2", 2), ("conv2", 4), (None, 2),
+                                                     ("relu1", 3), ("conv2", 6)])
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_exception_inside_the_model_mid_run_leaves_no_hook_behind(layer_name, fail_at, error) -> None:
+    model = Exploding(fail_at, error)
+    model.net.train()
+    model.net.fc.weight.grad = torch.ones_like(model.net.fc.weight)
+    before = model_fingerprint(model)
+    x, background = _data()
+    layer = None if layer_name is None else getattr(model.net, layer_name)
+    # a RuntimeError during the separation check is reported as "does not separate ... (boom)"
+    with pytest.raises((error, ValueError), match="boom"):
+        expected_gradients(model, x, 1, background=background, layer=layer, n_samples=6, batch_size=4,
+                           diagnostics=True)
+    assert model.calls == fail_at
+    assert model_fingerprint(model) == before
 
 
 # --------------------------------------------------------------------------- bad arguments
@@ -427,6 +584,9 @@ def test_layer_called_twice_or_never_is_refused() -> None:
         ({"seed": -1}, ValueError, "seed"),
         ({"seed": "0"}, ValueError, "seed"),
         ({"attribute_to": "middle"}, ValueError, "attribute_to"),
+        ({"diagnostics": "yes"}, TypeError, "diagnostics"),
+        ({"progress": 1}, TypeError, "progress"),
+        ({"target": lambda z: z}, ValueError, "target"),
         ({"layer": "conv2"}, TypeError, "layer"),
         ({"layer": nn.Conv2d(3, 6, 3)}, ValueError, "layer"),
         ({"model": "resnet50"}, TypeError, "model"),
@@ -436,11 +596,24 @@ def test_bad_arguments(kwargs: dict, error: type, match: str) -> None:
     model = _cnn()
     x, background = _data()
     args = {"model": model, "inputs": x, "background": background, "target": 0, "n_samples": 2, "seed": 0}
+    if "background" in kwargs:  # check the layer path too, not only the input path
+        args["layer"] = model.conv2
     args.update(kwargs)
     before = model_fingerprint(model)
     with pytest.raises(error, match=match):
         expected_gradients(args.pop("model"), args.pop("inputs"), args.pop("target"), **args)
     assert model_fingerprint(model) == before
+
+
+def test_background_is_a_keyword_and_target_comes_third() -> None:
+    model = _cnn()
+    x, background = _data()
+    with pytest.raises(TypeError):
+        expected_gradients(model, x, background, 0)  # the old order
+    with pytest.raises(TypeError):
+        expected_gradients(model, x, 0)  # background is required
+    with pytest.raises(TypeError):
+        expected_output_gap(model, x, background, 0)
 
 
 def test_model_with_wrong_output_is_refused() -> None:
@@ -468,7 +641,8 @@ def test_cuda_model_with_cpu_inputs_matches_cpu() -> None:
     torch.testing.assert_close(gpu, cpu, rtol=1e-8, atol=1e-10)
     gpu_in = expected_gradients(model_cuda, x.cuda(), [0, 1], background=background.cuda(), n_samples=16, seed=2)
     assert gpu_in.device.type == "cuda"
-    torch.testing.assert_close(gpu_in.cpu(), expected_gradients(model, x, [0, 1], background=background, n_samples=16, seed=2),
+    torch.testing.assert_close(gpu_in.cpu(),
+                               expected_gradients(model, x, [0, 1], background=background, n_samples=16, seed=2),
                                rtol=1e-8, atol=1e-10)
     assert model_fingerprint(model_cuda) == before
 

@@ -31,7 +31,7 @@ from torch import nn
 from ..hooks import OwnedHooks, frozen_model
 from ..memory import memory_batch_size
 from ..validation import as_module, check_choice, check_inputs, check_positive_int
-from .core import model_device
+from . import core
 
 __all__ = [
     "WHERE",
@@ -231,7 +231,7 @@ def layer_activations(model: Any, inputs: torch.Tensor, layer: Any, *,
     layer = check_layer(layer, module, required=True)
     if batch_size is not None:
         batch_size = check_positive_int(batch_size, "batch_size")
-    x = inputs.detach().to(model_device(module, inputs.device))
+    x = inputs.detach().to(core.model_device(module, inputs.device))  # core's device policy
     with frozen_model(module) as m:
         if batch_size is None:
             batch_size = memory_batch_size(m, x, cap=x.shape[0])

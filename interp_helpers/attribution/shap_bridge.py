@@ -34,7 +34,8 @@ from torch import nn
 from ..hooks import OwnedHooks, frozen_model
 from ..memory import memory_batch_size
 from ..validation import as_module, check_inputs, check_logits, check_number, check_positive_int, check_seed
-from .core import DEFAULT_SEED, Target, Targets, model_device, prepare
+from . import core
+from .core import DEFAULT_SEED, Target, Targets, prepare
 from .expected_gradients import DEFAULT_BATCH_SIZE, check_background
 from .layers import check_layer
 
@@ -171,7 +172,7 @@ def shap_gradient_explainer(
     if target is None:
         module = as_module(model)
         inputs = check_inputs(inputs)
-        device = model_device(module, inputs.device)
+        device = core.model_device(module, inputs.device)  # core's device policy
         x = inputs.detach().to(device)
         prep = None
     else:
