@@ -13,7 +13,6 @@ The global RNG is never touched.
 """
 from __future__ import annotations
 
-import numbers
 import sys
 from typing import Any
 

@@ -86,8 +86,10 @@ class Targets:
     """
 
     def __init__(self, indices: torch.Tensor | None, fn: Callable[[torch.Tensor], torch.Tensor] | None,
-                 n: int, max_index: int | None = None) -> None:
+                 n: int, max_index: int | None = None, host: torch.Tensor | None = None) -> None:
         self.indices = indices
+        #: the indices on the CPU (as validated, before any device move); None for a callable
+        self.host = host if host is not None or indices is None else indices.cpu()
         self.fn = fn
         self.n = n
         # the largest index, known on the host: checking it against the logits needs no device sync
@@ -142,7 +144,7 @@ def _resolve_target(target: Any, n: int, num_classes: int | None, device: torch.
             raise ValueError(f"target must be class indices here (an int or one per image), got a callable {target!r}")
         return Targets(None, target, n)
     indices = check_targets(target, n, num_classes)
-    return Targets(indices.to(device), None, n, int(indices.max()))
+    return Targets(indices.to(device), None, n, int(indices.max()), host=indices)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ device and leaves the model exactly as found.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 

@@ -65,19 +65,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from ..attribution.core import prepare
 from ..hooks import frozen_model
 from ..maps import DEFAULT_REDUCTION, REDUCTIONS, gaussian_blur, reduce_channels
 from ..validation import (
-    as_module,
     check_attribution,
     check_choice,
     check_inputs,
     check_logits,
     check_number,
     check_positive_int,
-    check_targets,
 )
 
 if TYPE_CHECKING:
@@ -105,15 +103,6 @@ AttributionLike = Any
 
 _EXPLAIN_NAME = "attribution(model, inputs, target)"
 
-
-def _model_device(module: nn.Module, fallback: torch.device) -> torch.device:
-    """The device of the model's first parameter (or buffer); ``fallback`` for a model without tensors."""
-    # TODO core.prepare: the lead's attribution/core.py replaces this with the one device policy.
-    for tensor in module.parameters():
-        return tensor.device
-    for tensor in module.buffers():
-        return tensor.device
-    return fallback
 
 
 def _frozen_array(a: Any, dtype: Any = np.float64) -> np.ndarray:
@@ -236,21 +225,21 @@ def _curve(
     reduction: str,
     blur_sigma: float,
 ) -> CurveResult:
-    module = as_module(model)
-    inputs = check_inputs(inputs)
+    # the one input preparation: validated inputs and class indices, inputs moved to the model's device
+    prep = prepare(model, inputs, target, allow_callable=False)
+    module, x, device = prep.module, prep.inputs, prep.device
+    inputs = x
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
     reduction = check_choice(reduction, "reduction", REDUCTIONS)
     n, c, h, w = inputs.shape
-    targets = check_targets(target, n, getattr(model, "num_classes", None))
+    targets = prep.targets.host
     explain = attribution if callable(attribution) else None
     amap = None if explain is not None else check_attribution(attribution, inputs.shape)
     checked_baseline = _check_baseline(baseline, blur_sigma, inputs.shape)
     base_name = "custom" if isinstance(baseline, torch.Tensor) else baseline
 
     # Everything from here on runs on the model's device; the scores come back to the CPU.
-    device = _model_device(module, inputs.device)
-    x = inputs.detach().to(device)
     if explain is not None:
         amap = check_attribution(explain(module, x, targets.to(device)), inputs.shape, _EXPLAIN_NAME)
     pixel_scores = reduce_channels(amap.to(device="cpu", dtype=torch.float64), reduction)

@@ -34,8 +34,9 @@ import torch
 from torch import nn
 
 from .._rng import derive_seed, generator
+from ..attribution.core import prepare
 from ..maps import reduce_channels, spearman
-from ..validation import as_module, check_attribution, check_choice, check_inputs, check_seed, check_targets
+from ..validation import as_module, check_attribution, check_choice, check_seed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,15 +48,6 @@ __all__ = [
     "randomization_test",
 ]
 
-
-def _model_device(module: nn.Module, fallback: torch.device) -> torch.device:
-    """The device of the model's first parameter (or buffer); ``fallback`` for a model without tensors."""
-    # TODO core.prepare: the lead's attribution/core.py replaces this with the one device policy.
-    for tensor in module.parameters():
-        return tensor.device
-    for tensor in module.buffers():
-        return tensor.device
-    return fallback
 
 
 def _frozen_array(a: Any, dtype: Any = np.float64) -> np.ndarray:
@@ -364,18 +356,17 @@ def randomization_test(
         :class:`RandomizationResult` with ``S = 1 + number of stages`` steps, the first
         being ``"original"``.
     """
-    module = as_module(model)
-    inputs = check_inputs(inputs)
+    # the one input preparation: validated inputs and class indices, on the model's device
+    prep = prepare(model, inputs, target, allow_callable=False)
+    module, x, t = prep.module, prep.inputs, prep.targets.indices
+    inputs = x
+    targets = prep.targets.host
     if not callable(explain):
         raise TypeError(f"explain must be a callable explain(model, inputs, target), got {type(explain).__name__}")
     seed = check_seed(seed)
-    targets = check_targets(target, inputs.shape[0], getattr(model, "num_classes", None))
     resolved = _resolve_stages(module, model, stages)
 
-    work = copy.deepcopy(module)
-    device = _model_device(work, inputs.device)
-    x = inputs.detach().to(device)
-    t = targets.to(device)
+    work = copy.deepcopy(module)  # on the model's device, like x and t
 
     def run() -> np.ndarray:
         return _scaled_abs_map(explain(work, x, t), inputs.shape)
