@@ -110,14 +110,14 @@ def main() -> None:
             torch.autograd.grad(model(z)[:, target].sum(), z)
 
     def ours_input() -> torch.Tensor:
-        return eg.expected_gradients(model, x, background, target, n_samples=n, batch_size=batch, seed=0)
+        return eg.expected_gradients(model, x, target, background=background, n_samples=n, batch_size=batch, seed=0)
 
     def ours_layer2_input() -> torch.Tensor:
-        return eg.expected_gradients(model, x, background, target, layer=model.layer2, attribute_to="input",
+        return eg.expected_gradients(model, x, target, background=background, layer=model.layer2, attribute_to="input",
                                      n_samples=n, batch_size=batch, seed=0)
 
     def ours_layer2_output() -> torch.Tensor:
-        return eg.expected_gradients(model, x, background, target, layer=model.layer2, attribute_to="output",
+        return eg.expected_gradients(model, x, target, background=background, layer=model.layer2, attribute_to="output",
                                      n_samples=n, batch_size=batch, seed=0)
 
     def shap_run(spec: object) -> np.ndarray:

@@ -67,6 +67,8 @@ def test_crops_come_from_inside_the_photo() -> None:
         ({"min_scale": 1.5}, "min_scale"),
         ({"size": 0}, "size"),
         ({"seed": -2}, "seed"),
+        ({"min_scale": float("nan")}, "min_scale"),
+        ({"min_scale": True}, "min_scale"),
     ],
 )
 def test_random_crops_bad_arguments(kwargs: dict, match: str) -> None:
@@ -74,6 +76,23 @@ def test_random_crops_bad_arguments(kwargs: dict, match: str) -> None:
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         random_crops(args.pop("images"), args.pop("n"), **args)
+    with pytest.raises(TypeError, match="flip"):
+        random_crops([_gradient_photo()], 2, flip="yes")
+
+
+def test_seed_defaults_to_zero() -> None:
+    photos = [_gradient_photo(), _gradient_photo(30, 50)]
+    default = random_crops(photos, 4, size=16)
+    seeded = random_crops(photos, 4, seed=0, size=16)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(default, seeded))
+
+    class Identity:
+        def preprocess(self, images: list) -> list:
+            return images
+
+    crops = make_background(Identity(), 2, images=photos)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b))
+               for a, b in zip(crops, random_crops(photos, 2, seed=0)))
 
 
 def test_make_background_uses_model_preprocess() -> None:
@@ -127,10 +146,38 @@ def test_blur_of_an_impulse_is_a_gaussian() -> None:
     x[0, 0, 15, 15] = 1.0
     y = blurred_copies(x, [2.0])[0, 0]
     r = torch.arange(31, dtype=torch.float64) - 15
-    gauss = torch.exp(-0.5 * (r / 2.0) ** 2) * (r.abs() <= 6)  # truncated at 3 sigma, as documented
+    gauss = torch.exp(-0.5 * (r / 2.0) ** 2) * (r.abs() <= 6)  # radius int(3 sigma + 0.5) = 6, as documented
     expected = torch.outer(gauss, gauss)
     expected = expected / expected.sum()
     torch.testing.assert_close(y, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("sigmas", [[0.4, 0.7, 1.0], [1.5, 2.0, 3.3], [0.1, 12.0]])
+def test_blur_equals_scipy_gaussian_filter_nearest(sigmas: list) -> None:
+    """blurred_copies = scipy.ndimage.gaussian_filter(mode="nearest", truncate=3) on each image and sigma.
+
+    The kernel radius is scipy's int(3 sigma + 0.5) (it was ceil(3 sigma) before interp_helpers.maps):
+    sigmas 0.4 and 0.7 are where the two conventions differ.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 17, 23, generator=g, dtype=torch.float64)
+    out = blurred_copies(x, sigmas)
+    for i in range(2):
+        for k, sigma in enumerate(sigmas):
+            expected = gaussian_filter(x[i].numpy(), (0, sigma, sigma), mode="nearest", truncate=3.0)
+            np.testing.assert_allclose(out[i * len(sigmas) + k].numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_blur_keeps_dtype_and_float32_is_close_to_scipy() -> None:
+    from scipy.ndimage import gaussian_filter
+
+    x = torch.rand(1, 3, 10, 10)
+    out = blurred_copies(x, [0.7])
+    assert out.dtype == torch.float32 and out.shape == (1, 3, 10, 10)
+    expected = gaussian_filter(x[0].double().numpy(), (0, 0.7, 0.7), mode="nearest", truncate=3.0)
+    np.testing.assert_allclose(out[0].numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(

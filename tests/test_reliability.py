@@ -135,11 +135,11 @@ BAD_CALLS = {
     "plot_randomization": [(lambda: ih.plot_randomization({}, metric="x"), "results")],
     "image_grid": [(lambda: ih.image_grid(0, 1), "nrows")],
     "normalize_map": [(lambda: ih.normalize_map(np.ones((4, 4)), percentile=150), "percentile")],
-    "reduce_channels": [(lambda: ih.reduce_channels(np.ones((3, 4, 4)), reduction="median"), "reduce")],
+    "reduce_channels": [(lambda: ih.reduce_channels(np.ones((3, 4, 4)), reduction="median"), "reduction")],
     "show_image": [(lambda: ih.show_image(np.ones((4, 4, 5))), "image")],
     "show_heatmap": [(lambda: ih.show_heatmap(np.ones((3, 4, 4)), percentile=-1), "percentile")],
     "show_overlay": [(lambda: ih.show_overlay(np.ones((8, 8, 3)), np.ones((3, 4, 4))), "attribution")],
-    "show_diverging": [(lambda: ih.show_diverging(np.ones((3, 4, 4)), reduction="nope"), "reduce")],
+    "show_diverging": [(lambda: ih.show_diverging(np.ones((3, 4, 4)), reduction="nope"), "reduction")],
 }
 
 

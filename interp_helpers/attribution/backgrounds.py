@@ -19,29 +19,22 @@ so the same photo gets different maps against different backgrounds.
 """
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from .. import _rng
-from ..validation import check_inputs, check_positive_int, check_seed
 from ..images import example_images, load_image
+from ..maps import gaussian_blur
+from ..validation import check_flag, check_fraction, check_inputs, check_number, check_positive_int, check_seed
+from .core import DEFAULT_SEED
 
 __all__ = ["blurred_copies", "make_background", "random_crops"]
 
 
-def _check_fraction(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 < float(value) <= 1):
-        raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
-    return float(value)
-
-
-def random_crops(images: Sequence[Any], n: int, *, seed: int | None = None, min_scale: float = 0.3,
+def random_crops(images: Sequence[Any], n: int, *, seed: int | None = DEFAULT_SEED, min_scale: float = 0.3,
                  flip: bool = True, size: int = 224) -> list[Image.Image]:
     """``n`` random square crops of ``images``, each resized to ``size`` x ``size``.
 
@@ -55,7 +48,7 @@ def random_crops(images: Sequence[Any], n: int, *, seed: int | None = None, min_
     Args:
         images: photos, anything :func:`~interp_helpers.images.load_image` accepts.
         n: number of crops, >= 1.
-        seed: ``None`` draws a fresh seed from OS entropy; the global RNG is never used.
+        seed: default 0; ``None`` draws a fresh seed from OS entropy; the global RNG is never used.
         min_scale: smallest crop side as a fraction of the photo's shorter side, in (0, 1].
         flip: allow horizontal flips.
         size: side of the returned images in pixels, >= 1.
@@ -64,7 +57,8 @@ def random_crops(images: Sequence[Any], n: int, *, seed: int | None = None, min_
         raise ValueError(f"images must be a non-empty sequence of images, got {images!r:.80}")
     n = check_positive_int(n, "n")
     size = check_positive_int(size, "size")
-    min_scale = _check_fraction(min_scale, "min_scale")
+    min_scale = check_fraction(min_scale, "min_scale")
+    flip = check_flag(flip, "flip")
     seed = check_seed(seed)
     photos = [load_image(i) for i in images]
     crops = []
@@ -82,7 +76,8 @@ def random_crops(images: Sequence[Any], n: int, *, seed: int | None = None, min_
     return crops
 
 
-def make_background(model: Any, n: int = 16, *, images: Sequence[Any] | None = None, seed: int | None = 0,
+def make_background(model: Any, n: int = 16, *, images: Sequence[Any] | None = None,
+                    seed: int | None = DEFAULT_SEED,
                     min_scale: float = 0.3, flip: bool = True) -> torch.Tensor:
     """A background batch ``(n, 3, 224, 224)`` for ``model``: random crops of photos, preprocessed.
 
@@ -99,41 +94,21 @@ def make_background(model: Any, n: int = 16, *, images: Sequence[Any] | None = N
     return preprocess(random_crops(images, n, seed=seed, min_scale=min_scale, flip=flip))
 
 
-def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    radius = max(1, math.ceil(3 * sigma))
-    xs = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    k = torch.exp(-0.5 * (xs / sigma) ** 2)
-    return (k / k.sum()).to(dtype=dtype, device=device)
-
-
 def blurred_copies(inputs: torch.Tensor, sigmas: Sequence[float]) -> torch.Tensor:
     """Gaussian-blurred copies of each image: ``(N * len(sigmas), C, H, W)``, image-major.
 
     Row ``i * len(sigmas) + k`` is image i blurred with standard deviation
-    ``sigmas[k]`` pixels (kernel truncated at 3 sigma, edges replicated;
-    ``0`` returns the image unchanged). Blurring commutes with the per-channel
-    normalisation of preprocessing (the kernel sums to 1), so preprocessed
-    tensors can be blurred directly. Sturmfels et al. 2020 (Distill) discuss
-    blurred baselines.
+    ``sigmas[k]`` pixels by :func:`interp_helpers.maps.gaussian_blur` (=
+    ``scipy.ndimage.gaussian_filter(x, (0, 0, s, s), mode="nearest")``: kernel
+    radius ``int(3 * s + 0.5)``, edges replicated; ``0`` returns the image
+    unchanged). Blurring commutes with the per-channel normalisation of
+    preprocessing (the kernel sums to 1), so preprocessed tensors can be blurred
+    directly. Sturmfels et al. 2020 (Distill) discuss blurred baselines.
     """
     inputs = check_inputs(inputs)
     if isinstance(sigmas, (str, bytes)) or not isinstance(sigmas, Sequence) or len(sigmas) == 0:
         raise ValueError(f"sigmas must be a non-empty sequence of numbers >= 0, got {sigmas!r}")
-    for s in sigmas:
-        if isinstance(s, bool) or not isinstance(s, numbers.Real) or not math.isfinite(s) or s < 0:
-            raise ValueError(f"sigmas must hold finite numbers >= 0 (pixels), got {s!r} in {list(sigmas)!r}")
+    sigmas = [check_number(s, f"sigmas[{k}] (pixels)", low=0.0) for k, s in enumerate(sigmas)]
     x = inputs.detach()
-    c = x.shape[1]
-    out = []
-    for image in x:
-        for s in sigmas:
-            if s == 0:
-                out.append(image.clone())
-                continue
-            k = _gaussian_kernel(float(s), x.dtype, x.device)
-            r = (k.numel() - 1) // 2
-            y = image.unsqueeze(0)
-            y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-            y = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-            out.append(y[0])
-    return torch.stack(out)
+    copies = torch.stack([gaussian_blur(x, s) for s in sigmas], dim=1)  # (N, S, C, H, W)
+    return copies.reshape(x.shape[0] * len(sigmas), *x.shape[1:])

@@ -46,10 +46,9 @@ import numpy as np
 import torch
 
 from ..maps import REDUCTIONS, pool_map, reduce_channels, resize_map, spearman
-from ..validation import as_module, check_choice, check_fraction, check_inputs, check_positive_int, check_size
+from ..validation import check_choice, check_fraction, check_size
 
-from ..hooks import frozen_model
-from ..attribution.expected_gradients import _activations, _check_layer, _model_device
+from ..attribution.layers import layer_activations  # re-exported: the layer machinery lives in attribution.layers
 
 __all__ = [
     "agreement_table",
@@ -238,25 +237,3 @@ def top_channel_share(attribution: torch.Tensor) -> torch.Tensor:
         raise ValueError("attribution is zero for some image: its channel shares are undefined")
     ranked = importance.sort(dim=1, descending=True).values
     return (ranked.cumsum(dim=1) / total).clamp(max=1.0)
-
-
-def layer_activations(model: Any, inputs: torch.Tensor, layer: Any, *, batch_size: int = 50) -> torch.Tensor:
-    """The output of ``layer`` (a submodule of ``model``) for ``inputs``: ``(N, *activation shape)``.
-
-    Runs ``model`` on ``inputs`` in chunks of ``batch_size`` without gradients
-    and records the layer's output with a forward hook. The model is
-    left exactly as found (training flags, gradients, hooks), also on error.
-    Raises if ``layer`` is not in ``model``, is not called exactly once per
-    pass, or returns something other than one tensor. Returned on ``inputs``'
-    device.
-    """
-    module = as_module(model)
-    inputs = check_inputs(inputs)
-    layer = _check_layer(layer, module, "output")
-    if layer is None:
-        raise TypeError("layer must be a torch.nn.Module inside model, got None")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    device = _model_device(module, inputs.device)
-    with frozen_model(module) as m:
-        acts, _ = _activations(m, layer, "output", inputs.detach().to(device), batch_size, stop=False)
-    return acts.to(inputs.device)
