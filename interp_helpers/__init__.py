@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     # maps and image plots
     "reduce_channels": "maps",
     "image_grid": "plotting.maps",
+    "scale_bar": "plotting.maps",
     "normalize_map": "plotting.maps",
     "show_diverging": "plotting.maps",
     "show_heatmap": "plotting.maps",

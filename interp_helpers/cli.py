@@ -110,7 +110,7 @@ def _explain(args: argparse.Namespace) -> Path:
             maps.append(smoothgrad(model, x, c, n_samples=args.n_samples, noise_level=args.noise_level,
                                    seed=args.seed, progress=True))
         else:
-            maps.append(expected_gradients(model, x, background, c, n_samples=args.n_samples, seed=args.seed))
+            maps.append(expected_gradients(model, x, c, background=background, n_samples=args.n_samples, seed=args.seed))
     photo = model.display(image)
     fig, axes = plt.subplots(1, len(classes) + 1, figsize=(3.2 * (len(classes) + 1), 3.6), layout="constrained")
     plotting.show_image(photo, ax=axes[0], title="input")

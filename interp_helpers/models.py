@@ -29,7 +29,7 @@ from torch import nn
 
 from .validation import check_positive_int
 
-from .hooks import frozen_model
+from .hooks import OwnedHooks, frozen_model
 from .images import load_image
 
 __all__ = [
@@ -144,11 +144,10 @@ class LoadedModel:
         """
         keys = self._stage_names(names)
         shapes: "OrderedDict[str, tuple[int, ...]]" = OrderedDict()
-        with frozen_model(self.module) as module:
+        with frozen_model(self.module) as module, OwnedHooks() as hooks:
             for key in keys:
-                self.stages[key].register_forward_hook(
-                    lambda mod, inp, out, key=key: shapes.__setitem__(key, tuple(out.shape[1:]))
-                )
+                hooks.forward(self.stages[key],
+                              lambda mod, inp, out, key=key: shapes.__setitem__(key, tuple(out.shape[1:])))
             with torch.no_grad():
                 module(torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE, device=self.device))
         return OrderedDict((k, shapes[k]) for k in keys)

@@ -91,8 +91,8 @@ def test_attribution_defaults_use_the_budget_and_results_do_not_change(monkeypat
         return real(run, acts, base, targets, index, t, n_samples, batch_size, *args, **kwargs)
 
     monkeypatch.setattr(expgrad, "_accumulate", spy)
-    default = ih.expected_gradients(model, x, background, 0, n_samples=10, seed=0)
-    explicit = ih.expected_gradients(model, x, background, 0, n_samples=10, seed=0, batch_size=20)
+    default = ih.expected_gradients(model, x, 0, background=background, n_samples=10, seed=0)
+    explicit = ih.expected_gradients(model, x, 0, background=background, n_samples=10, seed=0, batch_size=20)
     assert seen == [3, 20]
     torch.testing.assert_close(default, explicit)
     assert resolve_batch_size(None, model, x, 100) == 3

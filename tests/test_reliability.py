@@ -88,12 +88,12 @@ BAD_CALLS = {
                    (lambda: ih.smoothgrad(MODEL, X, 0, variant="median"), "variant"),
                    (lambda: ih.smoothgrad(MODEL, X, 0, batch_size=0), "batch_size"),
                    (lambda: ih.smoothgrad(MODEL, X, 0, seed=-3), "seed")],
-    "expected_gradients": [(lambda: ih.expected_gradients(MODEL, X, BG[:, :1], 0), "background"),
-                           (lambda: ih.expected_gradients(MODEL, X, BG[:0], 0), "background"),
-                           (lambda: ih.expected_gradients(MODEL, X, BG, 0, layer=nn.ReLU()), "layer"),
-                           (lambda: ih.expected_gradients(MODEL, X, BG, 0, layer=MODEL.stage1,
+    "expected_gradients": [(lambda: ih.expected_gradients(MODEL, X, 0, background=BG[:, :1]), "background"),
+                           (lambda: ih.expected_gradients(MODEL, X, 0, background=BG[:0]), "background"),
+                           (lambda: ih.expected_gradients(MODEL, X, 0, background=BG, layer=nn.ReLU()), "layer"),
+                           (lambda: ih.expected_gradients(MODEL, X, 0, background=BG, layer=MODEL.stage1,
                                                           attribute_to="weights"), "attribute_to"),
-                           (lambda: ih.expected_gradients(MODEL, X, BG, 0, n_samples=0), "n_samples")],
+                           (lambda: ih.expected_gradients(MODEL, X, 0, background=BG, n_samples=0), "n_samples")],
     "make_background": [(lambda: ih.make_background(MODEL, 4), "model"),
                         (lambda: ih.make_background(ih.load_model("efficientnet_lite0", weights=None), 0), "n")],
     "blurred_copies": [(lambda: ih.blurred_copies(X, []), "sigmas"),
@@ -140,6 +140,7 @@ BAD_CALLS = {
     "show_heatmap": [(lambda: ih.show_heatmap(np.ones((3, 4, 4)), percentile=-1), "percentile")],
     "show_overlay": [(lambda: ih.show_overlay(np.ones((8, 8, 3)), np.ones((3, 4, 4))), "attribution")],
     "show_diverging": [(lambda: ih.show_diverging(np.ones((3, 4, 4)), reduction="nope"), "reduction")],
+    "scale_bar": [(lambda: ih.scale_bar(None, None), "fig")],
 }
 
 
@@ -167,8 +168,8 @@ def test_bad_input_raises_a_clear_error(name, i, call, needle):
 INTERRUPTIBLE = {
     "gradient": lambda m: ih.gradient(m, torch.cat([X, X]), 0, batch_size=1),
     "smoothgrad": lambda m: ih.smoothgrad(m, X, [0, 1], n_samples=8, batch_size=2, seed=0),
-    "expected_gradients": lambda m: ih.expected_gradients(m, X, BG, 0, n_samples=8, batch_size=2, seed=0),
-    "expected_gradients_layer": lambda m: ih.expected_gradients(m, X, BG, 0, layer=m.stage1, n_samples=8,
+    "expected_gradients": lambda m: ih.expected_gradients(m, X, 0, background=BG, n_samples=8, batch_size=2, seed=0),
+    "expected_gradients_layer": lambda m: ih.expected_gradients(m, X, 0, background=BG, layer=m.stage1, n_samples=8,
                                                                 batch_size=2, seed=0),
     "deletion_curve": lambda m: ih.deletion_curve(m, X, 0, ATTR, steps=8, batch_size=2),
     "randomization_test": lambda m: ih.randomization_test(m, X, 0, ih.gradient, seed=0),
