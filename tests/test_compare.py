@@ -16,7 +16,6 @@ from interp_helpers.metrics.depth import (
     agreement_table,
     channel_importance,
     effective_resolution,
-    layer_activations,
     layer_map,
     top_channel_share,
     top_fraction_overlap,
@@ -207,49 +206,6 @@ def test_top_channel_share_is_monotone_and_ends_at_one() -> None:
         assert float(share[n, 0]) == pytest.approx(float(a[n, top[n]].abs().sum() / a[n].abs().sum()))
 
 
-class _TwoStage(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.stage1 = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1)
-        self.stage2 = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Conv2d(4, 6, 3, stride=2, padding=1))
-        self.head = torch.nn.Linear(6, 5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.stage2(self.stage1(x)).mean(dim=(2, 3)))
-
-
-def test_layer_activations_match_a_manual_forward_and_leave_the_model_as_found() -> None:
-    torch.manual_seed(0)
-    model = _TwoStage().train()
-    model.head.weight.grad = torch.ones_like(model.head.weight)
-    x = torch.randn(5, 3, 16, 16)
-    acts = layer_activations(model, x, model.stage2, batch_size=2)
-    with torch.no_grad():
-        expected = model.stage2(model.stage1(x))
-    assert acts.shape == (5, 6, 4, 4)
-    torch.testing.assert_close(acts, expected)
-    torch.testing.assert_close(layer_activations(model, x, model.stage1), model.stage1(x).detach())
-    assert model.training and all(m.training for m in model.modules())
-    assert all(p.requires_grad for p in model.parameters())
-    torch.testing.assert_close(model.head.weight.grad, torch.ones_like(model.head.weight))
-    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
-
-
-def test_layer_activations_refuses_a_layer_called_twice_and_restores_the_model() -> None:
-    class Twice(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.block = torch.nn.Conv2d(3, 3, 1)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.block(self.block(x)).mean(dim=(2, 3))
-
-    model = Twice().train()
-    with pytest.raises(ValueError, match="exactly once"):
-        layer_activations(model, torch.randn(1, 3, 4, 4), model.block)
-    assert model.training and not model.block._forward_hooks
-
-
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
@@ -258,13 +214,6 @@ def test_layer_activations_refuses_a_layer_called_twice_and_restores_the_model()
         (lambda: channel_importance(torch.zeros(1, 2, 3, 3, dtype=torch.long)), ValueError, "floating"),
         (lambda: channel_importance(torch.full((1, 2, 3, 3), float("nan"))), ValueError, "NaN"),
         (lambda: top_channel_share(torch.zeros(1, 2, 3, 3)), ValueError, "zero"),
-        (lambda: layer_activations("model", torch.zeros(1, 3, 8, 8), None), TypeError, "model"),
-        (lambda: layer_activations(_TwoStage(), torch.zeros(3, 8, 8), _TwoStage().stage1), ValueError, "inputs"),
-        (lambda: layer_activations(_TwoStage(), torch.zeros(1, 3, 8, 8), None), TypeError, "layer"),
-        (lambda: layer_activations(_TwoStage(), torch.zeros(1, 3, 8, 8), torch.nn.ReLU()), ValueError, "layer"),
-        (lambda: layer_activations(_TwoStage(), torch.zeros(1, 3, 8, 8), "stage1"), TypeError, "layer"),
-        (lambda: (lambda m: layer_activations(m, torch.zeros(1, 3, 8, 8), m.stage1, batch_size=0))(_TwoStage()),
-         ValueError, "batch_size"),
     ],
 )
 def test_channel_functions_bad_arguments(call: object, error: type, match: str) -> None:
