@@ -31,3 +31,30 @@ def _no_network(monkeypatch, request):
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
     yield
+
+
+@pytest.fixture
+def fake_model_device(monkeypatch):
+    """Pretend the model lives on another device ("cpu:0", distinct from the inputs' "cpu").
+
+    No GPU is needed: a method must find the model's device through ``core.model_device`` (the one device
+    policy), move its inputs there (a spy on ``Tensor.to`` records the shapes moved) and return results on the
+    inputs' device. Returns the list of recorded shapes.
+    """
+    import torch
+
+    from interp_helpers.attribution import core
+
+    fake = torch.device("cpu", 0)
+    moves = []
+    real_to = torch.Tensor.to
+
+    def spy_to(self, *args, **kwargs):
+        target = kwargs.get("device", args[0] if args else None)
+        if isinstance(target, torch.device) and target == fake:
+            moves.append(tuple(self.shape))
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(core, "model_device", lambda module, fallback: fake)
+    monkeypatch.setattr(torch.Tensor, "to", spy_to)
+    return moves

@@ -106,28 +106,6 @@ def test_noise_tunnel_rejects_bad_methods():
 # --------------------------------------------------------------------------- device policy
 
 
-@pytest.fixture
-def fake_model_device(monkeypatch):
-    """Pretend the model lives on another device ("cpu:0", distinct from the inputs' "cpu").
-
-    No GPU is needed: every method must find the model's device through core.prepare, move the
-    inputs there (recorded by a spy on Tensor.to) and return results on the inputs' device.
-    """
-    fake = torch.device("cpu", 0)
-    moves = []
-    real_to = torch.Tensor.to
-
-    def spy_to(self, *args, **kwargs):
-        target = kwargs.get("device", args[0] if args else None)
-        if isinstance(target, torch.device) and target == fake:
-            moves.append(tuple(self.shape))
-        return real_to(self, *args, **kwargs)
-
-    monkeypatch.setattr(core, "model_device", lambda module, fallback: fake)
-    monkeypatch.setattr(torch.Tensor, "to", spy_to)
-    return moves
-
-
 @pytest.mark.parametrize("method", [
     gradient,
     gradient_x_input,

@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-from interp_helpers.attribution import core
 from interp_helpers.attribution.noise import add_noise, noise_tunnel
 from interp_helpers.hooks import model_fingerprint
 from interp_helpers.attribution.expected_gradients import (
@@ -279,24 +278,6 @@ def test_noise_tunnel_smooths_expected_gradients(target) -> None:
 
 
 # --------------------------------------------------------------------------- device policy
-
-
-@pytest.fixture
-def fake_model_device(monkeypatch):
-    """Pretend the model lives on another device ("cpu:0", distinct from the inputs' "cpu"); record moves there."""
-    fake = torch.device("cpu", 0)
-    moves = []
-    real_to = torch.Tensor.to
-
-    def spy_to(self, *args, **kwargs):
-        target = kwargs.get("device", args[0] if args else None)
-        if isinstance(target, torch.device) and target == fake:
-            moves.append(tuple(self.shape))
-        return real_to(self, *args, **kwargs)
-
-    monkeypatch.setattr(core, "model_device", lambda module, fallback: fake)
-    monkeypatch.setattr(torch.Tensor, "to", spy_to)
-    return moves
 
 
 @pytest.mark.parametrize("layer_name", [None, "conv2"])

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from interp_helpers import memory
-from interp_helpers.attribution import core
 from interp_helpers.attribution.layers import (
     WHERE,
     capture,
@@ -130,19 +129,8 @@ def test_layer_activations_default_batch_size_comes_from_the_memory_budget(monke
     assert counter.sizes == [7]
 
 
-def test_layer_activations_runs_where_the_model_is(monkeypatch) -> None:
-    fake = torch.device("cpu", 0)
-    moves = []
-    real_to = torch.Tensor.to
-
-    def spy_to(self, *args, **kwargs):
-        target = kwargs.get("device", args[0] if args else None)
-        if isinstance(target, torch.device) and target == fake:
-            moves.append(tuple(self.shape))
-        return real_to(self, *args, **kwargs)
-
-    monkeypatch.setattr(core, "model_device", lambda module, fallback: fake)
-    monkeypatch.setattr(torch.Tensor, "to", spy_to)
+def test_layer_activations_runs_where_the_model_is(fake_model_device) -> None:
+    moves = fake_model_device
     model = _TwoStage()
     x = torch.randn(2, 3, 8, 8)
     acts = layer_activations(model, x, model.stage1, batch_size=1)

@@ -105,7 +105,8 @@ _EXPLAIN_NAME = "attribution(model, inputs, target)"
 
 
 
-def _frozen_array(a: Any, dtype: Any = np.float64) -> np.ndarray:
+def frozen_array(a: Any, dtype: Any = np.float64) -> np.ndarray:
+    """A read-only copy of ``a`` in ``dtype``: results of the metrics cannot be changed by accident."""
     arr = np.array(a, dtype=dtype, copy=True)
     arr.setflags(write=False)
     return arr
@@ -283,10 +284,10 @@ def _curve(
         kind=kind,
         baseline=base_name,
         reduction=reduction,
-        fractions=_frozen_array(fractions),
-        scores=_frozen_array(scores_np),
-        auc=_frozen_array(auc),
-        target=_frozen_array(targets.numpy(), dtype=np.int64),
+        fractions=frozen_array(fractions),
+        scores=frozen_array(scores_np),
+        auc=frozen_array(auc),
+        target=frozen_array(targets.numpy(), dtype=np.int64),
     )
 
 

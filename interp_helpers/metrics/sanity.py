@@ -35,6 +35,7 @@ from torch import nn
 
 from .._rng import derive_seed, generator
 from ..attribution.core import prepare
+from .faithfulness import frozen_array
 from ..maps import reduce_channels, spearman
 from ..validation import as_module, check_attribution, check_choice, check_seed
 
@@ -50,10 +51,6 @@ __all__ = [
 
 
 
-def _frozen_array(a: Any, dtype: Any = np.float64) -> np.ndarray:
-    arr = np.array(a, dtype=dtype, copy=True)
-    arr.setflags(write=False)
-    return arr
 
 
 # --------------------------------------------------------------------------- results
@@ -388,10 +385,10 @@ def randomization_test(
         ssims.append(ssim)
     return RandomizationResult(
         steps=tuple(names),
-        spearman=_frozen_array(np.stack(rhos)),
-        ssim=_frozen_array(np.stack(ssims)),
-        maps=_frozen_array(np.stack(maps), dtype=np.float32),
-        target=_frozen_array(targets.numpy(), dtype=np.int64),
+        spearman=frozen_array(np.stack(rhos)),
+        ssim=frozen_array(np.stack(ssims)),
+        maps=frozen_array(np.stack(maps), dtype=np.float32),
+        target=frozen_array(targets.numpy(), dtype=np.int64),
     )
 
 
