@@ -155,7 +155,7 @@ def test_maps_state_their_scale_in_a_colourbar_by_default():
     assert _bar_labels(ax) == (["min", "≥p99"], "scaled to own p99")
     fig, ax = plt.subplots()
     show_diverging(A, ax=ax, percentile=95)
-    assert _bar_labels(ax) == (["-p95", "0", "+p95"], "÷ own p95 of |map|")
+    assert _bar_labels(ax) == (["-p95", "0", "+p95"], "scale: own p95 of |map|")
     fig, ax = plt.subplots()
     show_overlay(np.zeros((2, 2, 3)), A, ax=ax, percentile=99.5)
     assert _bar_labels(ax) == (["min", "≥p99.5"], "scaled to own p99.5")
@@ -328,7 +328,7 @@ def test_scale_bar_signed_percentile_label_cmap_and_colorbar_options():
     bar = scale_bar(fig, ax, cmap="viridis", percentile=99.5)
     assert bar.cmap.name == "viridis" and _ticks(bar)[1] == ["min", "≥p99.5"]
     bar = scale_bar(fig, ax, cmap=matplotlib.colormaps["magma"], signed=True)
-    assert bar.cmap.name == "magma" and bar.ax.get_ylabel() == "÷ own p99 of |map|"
+    assert bar.cmap.name == "magma" and bar.ax.get_ylabel() == "scale: own p99 of |map|"
 
 
 def test_per_panel_bars_are_scale_bar_for_one_axes():
@@ -374,3 +374,15 @@ def test_importing_plotting_loads_no_matplotlib():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_panel_title_keeps_the_column_label_above_it():
+    import matplotlib.pyplot as plt
+
+    fig, axes = image_grid(2, 2, col_labels=["photo", "map"])
+    show_heatmap(np.ones((3, 4, 4)), ax=axes[0, 1], title="channel 0", colorbar=False)
+    show_heatmap(np.ones((3, 4, 4)), ax=axes[1, 1], title="channel 1", colorbar=False)
+    assert axes[0, 1].get_title() == "map\nchannel 0"  # row 0 carries the column label
+    assert axes[1, 1].get_title() == "channel 1"
+    assert axes[0, 0].get_title() == "photo"
+    plt.close(fig)

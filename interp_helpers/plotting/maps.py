@@ -107,7 +107,9 @@ def _finish(ax: Any, title: str | None) -> Any:
     ax.set_xticks([])
     ax.set_yticks([])
     if title is not None:
-        ax.set_title(title, fontsize=9)
+        # a column label from image_grid stays above the panel's own title
+        column = getattr(ax, "_interp_column_label", None)
+        ax.set_title(title if column is None else f"{column}\n{title}", fontsize=9)
     return ax
 
 
@@ -146,7 +148,7 @@ def scale_bar(fig: Any, axes: Any, *, cmap: Any = None, signed: bool = False, pe
         signed: ``True`` for :func:`show_diverging` panels.
         percentile: the percentile the panels were scaled to (in (0, 100]).
         label: the bar's label (default ``"scaled to own p99"`` unsigned,
-            ``"÷ own p99 of |map|"`` signed).
+            ``"scale: own p99 of |map|"`` signed).
         **colorbar_kw: passed on to ``fig.colorbar`` (e.g. ``shrink=0.6``,
             ``location="bottom"``); the defaults ``fraction=0.046, pad=0.03`` make a slim bar.
 
@@ -177,7 +179,7 @@ def scale_bar(fig: Any, axes: Any, *, cmap: Any = None, signed: bool = False, pe
         raise TypeError(f"label must be a string or None, got {type(label).__name__}")
     p = f"p{percentile:g}"
     if label is None:
-        label = f"÷ own {p} of |map|" if signed else f"scaled to own {p}"
+        label = f"scale: own {p} of |map|" if signed else f"scaled to own {p}"
     mappable = ScalarMappable(Normalize(-1.0 if signed else 0.0, 1.0), cmap)
     bar = fig.colorbar(mappable, ax=group[0] if len(group) == 1 else group,
                        **{"fraction": 0.046, "pad": 0.03, **colorbar_kw})
@@ -350,6 +352,7 @@ def image_grid(nrows: int, ncols: int, *, size: float = 2.4, row_labels: Sequenc
         axes[r, 0].set_ylabel(label, fontsize=9)
     for c, label in enumerate(col_labels or []):
         axes[0, c].set_title(label, fontsize=9)
+        axes[0, c]._interp_column_label = label  # a panel title set later goes below it (see _finish)
     if title is not None:
         fig.suptitle(title, fontsize=11)
     return fig, axes
