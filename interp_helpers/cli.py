@@ -74,13 +74,13 @@ def _explain(args: argparse.Namespace) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plotting import maps as plotting
     from .attribution.backgrounds import make_background
     from .attribution.expected_gradients import expected_gradients
-    from .images import example_images, load_image
-    from .models import load_model, predict
     from .attribution.gradient import gradient
     from .attribution.noise import smoothgrad
+    from .images import example_images, load_image
+    from .models import load_model, predict
+    from .plotting.maps import show_image, show_overlay
 
     if args.n_samples < 1:
         raise ValueError(f"--n-samples must be >= 1, got {args.n_samples}")
@@ -113,10 +113,10 @@ def _explain(args: argparse.Namespace) -> Path:
             maps.append(expected_gradients(model, x, c, background=background, n_samples=args.n_samples, seed=args.seed))
     photo = model.display(image)
     fig, axes = plt.subplots(1, len(classes) + 1, figsize=(3.2 * (len(classes) + 1), 3.6), layout="constrained")
-    plotting.show_image(photo, ax=axes[0], title="input")
+    show_image(photo, ax=axes[0], title="input")
     axes[0].set_xlabel("\n".join(f"{p.label}: {p.probability:.1%}" for p in ranking[:3]), fontsize=8)
     for ax, c, attribution in zip(axes[1:], classes, maps):
-        plotting.show_overlay(photo, attribution[0], ax=ax,
+        show_overlay(photo, attribution[0], ax=ax,
                               title=f"{model.categories[c]} (p={probs[c]:.1%})")
     fig.suptitle(f"{model.name} - {args.method}" + (f" (n={args.n_samples})" if args.method != "gradient" else ""))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,9 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .validation import as_module, check_inputs
-
 from .hooks import frozen_model
+from .validation import as_module, check_inputs, check_positive_int
 
 __all__ = ["BACKWARD_FACTOR", "PASS_BUDGET_BYTES", "memory_batch_size", "saved_bytes_per_image"]
 
@@ -76,10 +75,9 @@ def memory_batch_size(model: Any, inputs: torch.Tensor, *, budget_bytes: int | N
     ``budget_bytes // (BACKWARD_FACTOR * saved_bytes_per_image)``, at least 1 and at most ``cap``.
     """
     budget = PASS_BUDGET_BYTES if budget_bytes is None else budget_bytes
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ValueError(f"budget_bytes must be a positive int, got {budget_bytes!r}")
-    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-        raise ValueError(f"cap must be a positive int or None, got {cap!r}")
+    budget = check_positive_int(budget, "budget_bytes")
+    if cap is not None:
+        cap = check_positive_int(cap, "cap")
     per_image = BACKWARD_FACTOR * max(saved_bytes_per_image(model, inputs), 1)
     size = max(1, int(budget // per_image))
     return size if cap is None else min(size, cap)

@@ -27,6 +27,7 @@ from typing import TypeVar
 import torch
 
 from .models import MODEL_NAMES, ORIGINAL_WEIGHTS, LoadedModel, load_model
+from .validation import check_seed
 
 __all__ = ["NotebookSetup", "quick_mode", "setup_notebook"]
 
@@ -138,8 +139,9 @@ def setup_notebook(default_model: str | None = None, *, seed: int = 0, verbose: 
     """
     if default_model is not None and default_model not in MODEL_NAMES:
         raise ValueError(f"default_model must be one of {MODEL_NAMES} or None, got {default_model!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if seed is None:  # a notebook's seed is printed and reused: it must be a number
+        raise ValueError("seed must be a non-negative int, got None")
+    seed = check_seed(seed)
     quick = quick_mode()
     _figure_settings()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,8 +1,11 @@
-"""The one validation module: every argument check of the package lives here.
+"""The one validation module: every generic argument check of the package lives here.
 
-Public functions validate their arguments at the boundary and raise
-``ValueError``/``TypeError`` whose message names the argument and the value
-received. Model-state bookkeeping (modes, ``requires_grad``, hooks) lives in
+Numbers, fractions, choices, flags, seeds, sizes, tensors, images, class targets and
+logits are checked by these functions everywhere; checks of one concept's own objects
+(a layer inside a model, a background batch, a TreeSHAP result, a baseline name) live
+with that concept and build on these. Public functions validate their arguments at the
+boundary and raise ``ValueError``/``TypeError`` whose message names the argument and
+the value received. Model-state bookkeeping (modes, ``requires_grad``, hooks) lives in
 :mod:`interp_helpers.hooks`.
 """
 from __future__ import annotations

@@ -125,3 +125,43 @@ def test_prepare_keeps_home_and_dtype():
     assert prep.targets.indices.tolist() == [0, 1, 2]
     with pytest.raises(ValueError, match="target must be class indices"):
         core.prepare(small_cnn(), images(), lambda z: z[:, 0], allow_callable=False)
+
+
+def test_a_wrapper_of_a_rowwise_method_is_called_as_written():
+    """functools.wraps copies a function's attributes: the fast path must not replace the wrapper by gradient."""
+    calls = []
+
+    @functools.wraps(gradient)
+    def abs_gradient(model, inputs, target):
+        calls.append(inputs.shape[0])
+        return gradient(model, inputs, target).abs()
+
+    model, x = small_cnn(), images()
+    out = noise_tunnel(abs_gradient, model, x, 1, n_samples=3, seed=2)
+    assert calls == [3, 3, 3] and float(out.min()) >= 0  # a mean of |g| is never negative
+    expected = sum(gradient(model, add_noise(x, 0.15, seed=2, sample_index=j), 1).abs() for j in range(3)) / 3
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(progress="no"), TypeError, "progress"),
+    (dict(progress=0), TypeError, "progress"),
+    (dict(batch_size="abc"), ValueError, "batch_size"),
+])
+def test_noise_tunnel_checks_every_argument_on_both_paths(kwargs, error, match):
+    model, x = small_cnn(), images()
+    for method in (gradient, functools.partial(gradient, batch_size=2)):
+        with pytest.raises(error, match=match):
+            noise_tunnel(method, model, x, 1, n_samples=2, **kwargs)
+
+
+def test_a_score_that_does_not_depend_on_the_input_has_zero_gradient():
+    model, x = small_cnn(), images()
+    assert torch.equal(gradient(model, x, lambda z: torch.zeros(z.shape[0])), torch.zeros_like(x))
+
+
+def test_targets_keep_their_host_copy_through_chunks():
+    prep = core.prepare(small_cnn(), images(), [2, 0, 4])
+    rows = prep.targets.repeat_interleave(2).take(1, 5)
+    assert rows._host is not None and rows._host.tolist() == [2, 0, 0, 4]  # sliced, not copied back from a device
+    assert rows.indices.tolist() == [2, 0, 0, 4]

@@ -24,7 +24,7 @@ PACKAGE = REPO / "interp_helpers"
 HEAVY = ("matplotlib", "matplotlib.pyplot", "scipy.stats", "skimage", "torchvision", "torchvision.models", "timm",
          "shap", "catboost", "eli5", "pandas", "sklearn")
 
-#: exported names whose module imports heavy libraries at module level today (not owned here; see API_CHANGES.md)
+#: exported names whose module imports heavy libraries at module level (none today; a place for exceptions)
 KNOWN_HEAVY_MODULES: set[str] = set()
 
 

@@ -232,3 +232,13 @@ def test_target_form_leaves_model_and_rngs_as_found() -> None:
     assert model_fingerprint(model) == before
     np.testing.assert_array_equal(np.random.rand(3), expected)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_single_output_layouts_of_shap_versions():
+    """One-output models: a list of one array (older shap) or a trailing axis of length 1 (newer shap)."""
+    from interp_helpers.attribution.shap_bridge import _single_output
+
+    values = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    assert np.array_equal(_single_output([values]), values)
+    assert np.array_equal(_single_output(values[..., None]), values)
+    assert np.array_equal(_single_output(values), values)

@@ -42,10 +42,7 @@ sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f,
 import torch
 from torch import nn
 import interp_helpers as ih
-try:
-    from interp_helpers.attribution.noise import smoothgrad
-except ImportError:  # the lead may move it; the top-level name stays
-    smoothgrad = ih.smoothgrad
+from interp_helpers.attribution.noise import smoothgrad
 X, y = ih.load_boston()
 photo = ih.load_image("curie")
 torch.manual_seed(0)

@@ -39,7 +39,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from ..validation import as_module, check_inputs, check_targets
+from ..validation import as_module, check_inputs, check_logits, check_positive_int, check_targets
 
 __all__ = [
     "DEFAULT_PIXEL_BUDGET",
@@ -88,12 +88,18 @@ class Targets:
     def __init__(self, indices: torch.Tensor | None, fn: Callable[[torch.Tensor], torch.Tensor] | None,
                  n: int, max_index: int | None = None, host: torch.Tensor | None = None) -> None:
         self.indices = indices
-        #: the indices on the CPU (as validated, before any device move); None for a callable
-        self.host = host if host is not None or indices is None else indices.cpu()
+        self._host = host  # the indices on the CPU, when known (computed on demand otherwise)
         self.fn = fn
         self.n = n
         # the largest index, known on the host: checking it against the logits needs no device sync
         self._max = max_index if max_index is not None or indices is None else int(indices.max())
+
+    @property
+    def host(self) -> torch.Tensor | None:
+        """The indices on the CPU (as validated, before any device move); None for a callable."""
+        if self._host is None and self.indices is not None:
+            self._host = self.indices.cpu()
+        return self._host
 
     @property
     def argument(self) -> Any:
@@ -104,13 +110,15 @@ class Targets:
         """The targets of rows ``start:stop``."""
         if self.fn is not None:
             return Targets(None, self.fn, stop - start)
-        return Targets(self.indices[start:stop], None, stop - start, self._max)
+        host = None if self._host is None else self._host[start:stop]
+        return Targets(self.indices[start:stop], None, stop - start, self._max, host)  # no device sync
 
     def repeat_interleave(self, m: int) -> "Targets":
         """Each row's target repeated ``m`` times (rows of ``m`` samples per image, image-major)."""
         if self.fn is not None:
             return Targets(None, self.fn, self.n * m)
-        return Targets(self.indices.repeat_interleave(m), None, self.n * m, self._max)
+        host = None if self._host is None else self._host.repeat_interleave(m)
+        return Targets(self.indices.repeat_interleave(m), None, self.n * m, self._max, host)
 
     def scores(self, logits: Any) -> torch.Tensor:
         """One score per row of ``logits`` ``(B, K)``: the target logit, or ``target(logits)``.
@@ -119,14 +127,12 @@ class Targets:
         and naming ``target`` when an index is out of range or the callable returns
         anything but one finite-typed score per row.
         """
-        if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != self.n:
-            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            raise ValueError(f"model must map a batch of {self.n} images to (N, K) logits, it returned {shape}")
         if self.fn is None:
-            if self._max >= logits.shape[1]:
-                bad = sorted({int(t) for t in self.indices.tolist() if int(t) >= logits.shape[1]})
-                raise ValueError(f"target out of range [0, {logits.shape[1]}) of the model's logits: {bad}")
+            # the largest index is known on the host: no device sync unless an index is out of range
+            check_logits(logits, self.n, self._host if self._host is not None else self.indices,
+                         max_target=self._max)
             return logits.gather(1, self.indices.view(-1, 1)).squeeze(1)
+        check_logits(logits, self.n)
         out = self.fn(logits)
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (self.n,) or not out.is_floating_point():
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -153,7 +159,7 @@ class Prepared:
 
     module: nn.Module
     inputs: torch.Tensor  # detached, on ``device``
-    targets: Targets
+    targets: Targets | None  # None only where prepare(..., allow_none=True) was given no target
     device: torch.device  # where the model runs
     home: torch.device  # where the caller's inputs were: results go back there
     dtype: torch.dtype  # the caller's dtype
@@ -164,20 +170,26 @@ class Prepared:
         return result.to(device=self.home, dtype=dtype)
 
 
-def prepare(model: Any, inputs: Any, target: Any, *, allow_callable: bool = True) -> Prepared:
+def prepare(model: Any, inputs: Any, target: Any, *, allow_callable: bool = True,
+            allow_none: bool = False) -> Prepared:
     """Validate ``(model, inputs, target)`` and apply the device policy; the one input preparation.
 
     ``inputs`` must be a finite floating ``(N, C, H, W)`` tensor; ``target`` an int, one
-    index per image, or (with ``allow_callable``) a score callable. Indices are checked
-    against ``model.num_classes`` when the model has it (what ``load_model`` returns), else
-    against the logits at the first forward pass. The inputs are detached and moved to
-    the model's device; :meth:`Prepared.to_home` brings results back.
+    index per image, or (with ``allow_callable``) a score callable; ``None`` (with
+    ``allow_none``, for functions that explain no particular class, e.g. layer activations)
+    gives ``targets=None``. Indices are checked against ``model.num_classes`` when the model
+    has it (what ``load_model`` returns), else against the logits at the first forward pass.
+    The inputs are detached and moved to the model's device; :meth:`Prepared.to_home`
+    brings results back.
     """
     module = as_module(model)
     inputs = check_inputs(inputs)
     device = model_device(module, inputs.device)
-    targets = _resolve_target(target, inputs.shape[0], getattr(model, "num_classes", None), device,
-                              allow_callable)
+    if target is None and allow_none:
+        targets = None
+    else:
+        targets = _resolve_target(target, inputs.shape[0], getattr(model, "num_classes", None), device,
+                                  allow_callable)
     x = inputs.detach()
     if x.device != device:
         x = x.to(device)
@@ -205,14 +217,22 @@ def rowwise(kernel: Kernel) -> Callable[[Method], Method]:
     noisy copies across samples. Other methods are called once per noise sample.
     """
     def mark(method: Method) -> Method:
-        method.rowwise_kernel = kernel  # type: ignore[attr-defined]
+        _ROWWISE[method] = kernel
         return method
     return mark
 
 
+#: method -> its row-wise kernel, keyed by the function itself: a wrapper of a method (``functools.wraps``,
+#: ``functools.partial``) is a different object and is called as the user wrote it.
+_ROWWISE: dict[Any, Kernel] = {}
+
+
 def rowwise_kernel(method: Any) -> Kernel | None:
-    """The kernel declared with :func:`rowwise` for exactly ``method`` (not a partial of it), else None."""
-    return getattr(method, "rowwise_kernel", None)
+    """The kernel declared with :func:`rowwise` for exactly ``method`` (not a wrapper or partial of it), else None."""
+    try:
+        return _ROWWISE.get(method)
+    except TypeError:  # an unhashable callable object
+        return None
 
 
 def default_batch_size(inputs: torch.Tensor, total: int) -> int:
@@ -227,7 +247,6 @@ def resolve_batch_size(batch_size: Any, module: nn.Module, inputs: torch.Tensor,
     See :func:`default_batch_size` and :func:`~interp_helpers.memory.memory_batch_size`.
     """
     from ..memory import memory_batch_size
-    from ..validation import check_positive_int
 
     if batch_size is None:
         return memory_batch_size(module, inputs, cap=default_batch_size(inputs, total))

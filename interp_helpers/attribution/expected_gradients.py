@@ -189,8 +189,8 @@ def expected_gradients(
     activation a hook replaces by the batch of interpolated ones, so the part
     before the layer costs 1/``batch_size`` of a full pass. Memory: one batch of
     activations for autograd, plus the activations of inputs and background,
-    plus a float64 running sum of the inputs' attributions -- nothing grows
-    with ``n_samples``.
+    plus a float64 running sum of the inputs' attributions -- no tensor of
+    activations grows with ``n_samples`` (only the draws' indices do).
 
     Args:
         model: a ``torch.nn.Module`` (or what ``load_model`` returns) mapping
@@ -206,7 +206,7 @@ def expected_gradients(
             that the whole signal passes through, called once per forward pass,
             taking and returning a single tensor.
         attribute_to: ``"output"`` (default) or ``"input"`` of ``layer``;
-            ignored when ``layer`` is None.
+            checked but without effect when ``layer`` is None.
         n_samples: draws (x', t) per image, >= 1 (shap's default is 200).
         batch_size: draws per forward/backward pass; sets peak memory. The
             result does not depend on it (up to float rounding). Default

@@ -35,6 +35,8 @@ def input_gradient(module: nn.Module, batch: torch.Tensor, targets: Targets) -> 
     x = batch.detach().requires_grad_(True)
     with torch.enable_grad():
         score = targets.scores(module(x)).sum()
+        if not score.requires_grad:  # a score that does not depend on the input (e.g. a constant callable)
+            return torch.zeros_like(x)
         (grad,) = torch.autograd.grad(score, x, allow_unused=True)
     return torch.zeros_like(x) if grad is None else grad
 

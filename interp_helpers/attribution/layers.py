@@ -30,7 +30,7 @@ from torch import nn
 
 from ..hooks import OwnedHooks, frozen_model
 from ..memory import memory_batch_size
-from ..validation import as_module, check_choice, check_inputs, check_positive_int
+from ..validation import as_module, check_choice, check_positive_int
 from . import core
 
 __all__ = [
@@ -226,14 +226,13 @@ def layer_activations(model: Any, inputs: torch.Tensor, layer: Any, *,
         bad inputs, a layer that is not a module inside ``model`` or is not called
         exactly once, a bad ``batch_size``).
     """
-    module = as_module(model)
-    inputs = check_inputs(inputs)
-    layer = check_layer(layer, module, required=True)
+    prep = core.prepare(model, inputs, None, allow_none=True)  # the one device policy; no class to explain
+    layer = check_layer(layer, prep.module, required=True)
     if batch_size is not None:
         batch_size = check_positive_int(batch_size, "batch_size")
-    x = inputs.detach().to(core.model_device(module, inputs.device))  # core's device policy
-    with frozen_model(module) as m:
+    x = prep.inputs
+    with frozen_model(prep.module) as m:
         if batch_size is None:
             batch_size = memory_batch_size(m, x, cap=x.shape[0])
         acts = capture(m, layer, x, "output", batch_size=batch_size).activations
-    return acts.to(inputs.device)
+    return prep.to_home(acts)

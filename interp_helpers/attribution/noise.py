@@ -285,9 +285,11 @@ def noise_tunnel(
     Methods that compute rows independently (declared with
     :func:`~interp_helpers.attribution.core.rowwise`: ``gradient``, ``gradient_x_input``)
     are evaluated on batches of ``batch_size`` noisy copies that may mix images and
-    samples; any other method is called once per sample with the N noisy images and
-    ``target`` (it batches them itself; a stochastic method uses its own ``seed``,
-    the same for every copy unless you vary it).
+    samples; any other method (a partial or wrapper of those included) is called once
+    per sample as ``explain(module, noisy_inputs, target)``: the bare ``nn.Module`` (frozen,
+    eval mode), the N noisy images on the model's device, and the target as class indices
+    on that device or the callable (it batches them itself; a stochastic method uses its
+    own ``seed``, the same for every copy unless you vary it).
 
     Args:
         explain: the method to smooth.
@@ -325,6 +327,9 @@ def noise_tunnel(
     variant = check_choice(variant, "variant", VARIANTS)
     seed = check_seed(seed)
     antithetic = check_flag(antithetic, "antithetic")
+    progress = check_flag(progress, "progress")
+    if batch_size is not None:
+        batch_size = check_positive_int(batch_size, "batch_size")
     points, as_list = _check_sample_counts(n_samples)
     kernel = rowwise_kernel(explain)
     n = prep.inputs.shape[0]
@@ -335,7 +340,8 @@ def noise_tunnel(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n * points[-1], desc=variant, unit="sample")
+        name = getattr(explain, "__name__", type(explain).__name__)
+        bar = tqdm(total=n * points[-1], desc=f"{variant} of {name}", unit="sample")
     try:
         with frozen_model(prep.module) as m:
             done = 0

@@ -33,8 +33,7 @@ from torch import nn
 
 from ..hooks import OwnedHooks, frozen_model
 from ..memory import memory_batch_size
-from ..validation import as_module, check_inputs, check_logits, check_number, check_positive_int, check_seed
-from . import core
+from ..validation import check_logits, check_number, check_positive_int, check_seed
 from .core import DEFAULT_SEED, Target, Targets, prepare
 from .expected_gradients import DEFAULT_BATCH_SIZE, check_background
 from .layers import check_layer
@@ -160,8 +159,8 @@ def shap_gradient_explainer(
             ``None`` draws one from OS entropy.
 
     Returns:
-        ``target=None``: ``(values, classes)``, float32 attributions ``(N, K, *shape)`` on the CPU
-        (``shape`` = the input's or the layer input's) and class indices ``(N, K)``, K = ``ranked_outputs``.
+        ``target=None``: ``(values, classes)``, float32 attributions ``(N, K, *shape)`` on ``inputs``'
+        device (``shape`` = the input's or the layer input's) and class indices ``(N, K)``, K = ``ranked_outputs``.
         ``target`` given: the attributions ``(N, *shape)`` on ``inputs``' device and in their dtype.
 
     Raises:
@@ -169,15 +168,8 @@ def shap_gradient_explainer(
     """
     import shap
 
-    if target is None:
-        module = as_module(model)
-        inputs = check_inputs(inputs)
-        device = core.model_device(module, inputs.device)  # core's device policy
-        x = inputs.detach().to(device)
-        prep = None
-    else:
-        prep = prepare(model, inputs, target)
-        module, x, device = prep.module, prep.inputs, prep.device
+    prep = prepare(model, inputs, target, allow_none=True)  # the one device policy; target None: ranked outputs
+    module, x, device = prep.module, prep.inputs, prep.device
     background = check_background(background, x)
     layer = check_layer(layer, module)  # shap's (model, layer) form explains the layer's input
     nsamples = check_positive_int(nsamples, "nsamples")
@@ -198,7 +190,7 @@ def shap_gradient_explainer(
     try:
         with torch.random.fork_rng(devices=devices), frozen_model(module) as m, OwnedHooks() as hooks:
             torch.manual_seed(seed)
-            if prep is None:
+            if prep.targets is None:
                 spec = m if layer is None else (m, _OwnedLayer(layer, hooks))
                 explainer = shap.GradientExplainer(spec, xb, batch_size=batch_size, local_smoothing=local_smoothing)
                 values, classes = explainer.shap_values(x, nsamples=nsamples, ranked_outputs=ranked_outputs,
@@ -211,7 +203,7 @@ def shap_gradient_explainer(
                 out: np.ndarray | None = None
                 for rows, score in groups:
                     wrapper.score = score
-                    part = np.asarray(explainer.shap_values(x[rows], nsamples=nsamples, rseed=seed))[..., 0]
+                    part = _single_output(explainer.shap_values(x[rows], nsamples=nsamples, rseed=seed))
                     if out is None:
                         out = np.zeros((x.shape[0], *part.shape[1:]), dtype=part.dtype)
                     out[rows] = part
@@ -219,11 +211,25 @@ def shap_gradient_explainer(
         np.random.set_state(state)
         if layer is not None and hasattr(layer, "target_input"):
             del layer.target_input  # shap's capture attribute, normally deleted by shap itself
-    if prep is not None:
+    if prep.targets is not None:
         return prep.to_home(torch.from_numpy(out))
     values = torch.from_numpy(np.asarray(values, dtype=np.float32))
     values = values.permute(0, values.dim() - 1, *range(1, values.dim() - 1)).contiguous()  # (N, K, *shape)
-    return values, torch.as_tensor(np.asarray(classes), dtype=torch.long).reshape(values.shape[0], -1)
+    classes = torch.as_tensor(np.asarray(classes), dtype=torch.long).reshape(values.shape[0], -1)
+    return values.to(prep.home), classes.to(prep.home)
+
+
+def _single_output(raw: Any) -> np.ndarray:
+    """shap's values for a one-output model as ``(N, *shape)``, whatever the shap version's layout.
+
+    shap returns a list with one array per output (older versions) or an array with a
+    trailing output axis of length 1 (newer ones, as 0.51 here); image and layer tensors
+    never end in a length-1 axis themselves (their width is >= 2).
+    """
+    if isinstance(raw, list):
+        raw = raw[0]
+    part = np.asarray(raw)
+    return part[..., 0] if part.ndim >= 3 and part.shape[-1] == 1 else part
 
 
 def image_plot_values(values: torch.Tensor) -> list[np.ndarray]:

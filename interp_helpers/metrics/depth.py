@@ -29,9 +29,9 @@ that the most important channel's activation map can be shown next to the photo.
 Nothing here plots.
 
 Channel reduction: every function of the package defaults to
-:data:`interp_helpers.maps.DEFAULT_REDUCTION` (``"abs_sum"``) except
-:func:`layer_map`, the documented exception, whose default is the signed
-``"sum"``: attributions are additive, so the sum over a location's channels *is*
+:data:`interp_helpers.maps.DEFAULT_REDUCTION` (``"abs_sum"``) except the two that
+show signs, :func:`~interp_helpers.plotting.maps.show_diverging` and :func:`layer_map`,
+whose default is the signed ``"sum"``: attributions are additive, so the sum over a location's channels *is*
 that location's attribution, and layer maps are shown signed (diverging, as
 shap's ``image_plot`` does).
 """

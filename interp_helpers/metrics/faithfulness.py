@@ -40,8 +40,8 @@ exactly once these are aligned.
 The map to evaluate is given as a tensor/array, or as an explain callable
 ``explain(model, inputs, target) -> Tensor`` (the package's protocol, e.g.
 ``functools.partial(expected_gradients, background=bg, seed=0)``), called once.
-Everything runs on the model's device; results are NumPy arrays wherever the
-inputs were. Everything here computes; nothing plots (see
+Everything runs on the model's device, wherever the inputs were; results are
+NumPy arrays. Everything here computes; nothing plots (see
 :mod:`interp_helpers.plotting.evaluation`).
 
 Channel reduction. The curves rank *pixels*, so a ``(C, H, W)`` map is reduced
@@ -87,6 +87,7 @@ __all__ = [
     "CurveResult",
     "auc_table",
     "deletion_curve",
+    "frozen_array",
     "insertion_curve",
     "make_baseline",
 ]

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from .._rng import derive_seed, generator
-from ..attribution.core import prepare
+from ..attribution.core import DEFAULT_SEED, prepare
 from .faithfulness import frozen_array
 from ..maps import reduce_channels, spearman
 from ..validation import as_module, check_attribution, check_choice, check_seed
@@ -303,7 +303,7 @@ def randomization_test(
     explain: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
     *,
     stages: Mapping[str, nn.Module | str] | None = None,
-    seed: int | None = 0,
+    seed: int | None = DEFAULT_SEED,
 ) -> RandomizationResult:
     """Cascading model-parameter randomization (Adebayo et al. 2018, "Sanity Checks for Saliency Maps").
 
@@ -323,13 +323,13 @@ def randomization_test(
     original is (largely) a function of the input alone, like an edge detector.
 
     Runs on the model's device (that of its first parameter or buffer): ``inputs``
-    may live anywhere, they are moved there; the result is NumPy, wherever the
-    inputs were.
+    may live anywhere, they are moved there; the results are NumPy arrays.
 
     Args:
         model: an ``nn.Module`` or what ``load_model`` returns.
         inputs: ``(N, C, H, W)`` float tensor, on any device.
-        target: class to explain: an int or one index per image.
+        target: class to explain: an int or one index per image (class indices, not a
+            score callable: the result records the target of each image).
         explain: ``explain(model, inputs, target) -> attribution``, the package's
             protocol: it receives the (partly randomized) copy as a plain ``nn.Module``,
             the inputs on the model's device and ``target`` after validation, as a long
@@ -338,6 +338,10 @@ def randomization_test(
             its own is passed with its keywords bound, e.g.
             ``functools.partial(expected_gradients, background=bg, seed=0)``. Give
             stochastic methods a fixed seed, so that the steps differ by the model only.
+            ``explain`` sees the *copy*: a method bound to a submodule of the original
+            (``partial(expected_gradients, background=bg, layer=model.layer2)``) is refused
+            by that method's layer check; explain at the input, or write an ``explain``
+            that looks the layer up in the model it receives (``model.get_submodule("layer2")``).
         stages: ordered mapping ``name -> submodule``, shallow to deep, like
             ``LoadedModel.stages``; a value may also be a qualified submodule name or a
             list/tuple of modules/names randomized together. Default: for a model with
