@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ __all__ = [
     "check_flag",
     "check_fraction",
     "check_inputs",
+    "check_labelled",
     "check_logits",
     "check_number",
     "check_positive_int",
@@ -174,6 +175,16 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"{name} must be a non-negative integer or None, got {seed!r}")
     return int(seed)
+
+
+def check_labelled(mapping: Any, name: str, kind: type) -> Mapping[str, Any]:
+    """``mapping`` if it is a non-empty mapping label -> instances of ``kind``, else ``ValueError`` naming it."""
+    if not isinstance(mapping, Mapping) or not mapping:
+        raise ValueError(f"{name} must be a non-empty mapping label -> {kind.__name__}, got {mapping!r}")
+    for label, value in mapping.items():
+        if not isinstance(value, kind):
+            raise ValueError(f"{name}[{label!r}] must be a {kind.__name__}, got {type(value).__name__}")
+    return mapping
 
 
 def as_tensor(value: Any, name: str) -> torch.Tensor:

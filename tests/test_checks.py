@@ -102,3 +102,16 @@ def test_counter_based_generators_are_reproducible_and_independent():
     for bad in (-1, 1.5, "x", True):
         with pytest.raises(ValueError, match="seed"):
             check_seed(bad)
+
+
+def test_check_labelled_names_the_argument_and_the_bad_entry():
+    from interp_helpers.validation import check_labelled
+
+    good = {"a": 1, "b": 2}
+    assert check_labelled(good, "curves", int) is good
+    with pytest.raises(ValueError, match=r"curves must be a non-empty mapping label -> int"):
+        check_labelled({}, "curves", int)
+    with pytest.raises(ValueError, match=r"curves must be a non-empty mapping"):
+        check_labelled([1, 2], "curves", int)
+    with pytest.raises(ValueError, match=r"curves\['b'\] must be a int, got str"):
+        check_labelled({"a": 1, "b": "x"}, "curves", int)

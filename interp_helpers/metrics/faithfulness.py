@@ -73,6 +73,7 @@ from ..validation import (
     check_attribution,
     check_choice,
     check_inputs,
+    check_labelled,
     check_logits,
     check_number,
     check_positive_int,
@@ -404,12 +405,9 @@ def auc_table(curves: Mapping[str, CurveResult], image_names: Sequence[str] | No
     """
     import pandas as pd
 
-    if not isinstance(curves, Mapping) or not curves:
-        raise ValueError(f"curves must be a non-empty mapping label -> CurveResult, got {curves!r}")
+    check_labelled(curves, "curves", CurveResult)
     n = None
     for label, c in curves.items():
-        if not isinstance(c, CurveResult):
-            raise ValueError(f"curves[{label!r}] must be a CurveResult, got {type(c).__name__}")
         if n is not None and len(c.auc) != n:
             raise ValueError(f"curves[{label!r}] has {len(c.auc)} images, expected {n}")
         n = len(c.auc)

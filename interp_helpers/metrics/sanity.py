@@ -37,7 +37,7 @@ from .._rng import derive_seed, generator
 from ..attribution.core import DEFAULT_SEED, prepare
 from .faithfulness import frozen_array
 from ..maps import reduce_channels, spearman
-from ..validation import as_module, check_attribution, check_choice, check_seed
+from ..validation import as_module, check_attribution, check_choice, check_labelled, check_seed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -409,12 +409,9 @@ def randomization_table(results: Mapping[str, RandomizationResult], metric: str 
     import pandas as pd
 
     metric = check_choice(metric, "metric", ("spearman", "ssim"))
-    if not isinstance(results, Mapping) or not results:
-        raise ValueError(f"results must be a non-empty mapping label -> RandomizationResult, got {results!r}")
+    check_labelled(results, "results", RandomizationResult)
     steps = None
     for label, r in results.items():
-        if not isinstance(r, RandomizationResult):
-            raise ValueError(f"results[{label!r}] must be a RandomizationResult, got {type(r).__name__}")
         if steps is not None and r.steps != steps:
             raise ValueError(f"results[{label!r}] has steps {list(r.steps)}, expected {list(steps)}")
         steps = r.steps

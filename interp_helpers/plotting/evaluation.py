@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..validation import check_choice, check_flag
+from ..validation import check_choice, check_flag, check_labelled
 from .maps import image_grid, show_heatmap, show_image
 
 if TYPE_CHECKING:
@@ -46,13 +46,7 @@ def _check_mapping(results: Any, name: str, kind: str) -> Mapping[str, Any]:
     """``results`` if it is a non-empty mapping label -> ``kind`` (a result class of interp_helpers.metrics)."""
     from .. import metrics
 
-    kind = getattr(metrics, kind)
-    if not isinstance(results, Mapping) or not results:
-        raise ValueError(f"{name} must be a non-empty mapping label -> {kind.__name__}, got {results!r}")
-    for label, r in results.items():
-        if not isinstance(r, kind):
-            raise ValueError(f"{name}[{label!r}] must be a {kind.__name__}, got {type(r).__name__}")
-    return results
+    return check_labelled(results, name, getattr(metrics, kind))
 
 
 def plot_curves(
