@@ -13,6 +13,7 @@ The global RNG is never touched.
 """
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -52,9 +53,13 @@ def generator(seed: int, *index: int, device: torch.device | str = "cpu") -> tor
 #   the noise dtype): on the 2^16 equal-probability cells given by the top 16 bits of U it is
 #   linear between the exact quantiles (error <= 5e-4 in z, all in |z| > 3.6); in the 8
 #   outermost cells on each side (probability 2^-12 together) it is exact at 2^-32
-#   resolution, so |z| <= 6.4. Only integer operations, table look-ups, one multiplication
-#   and one addition are used -- all exact or correctly rounded in IEEE arithmetic -- so the
-#   noise is bit-for-bit the same on every device and for every chunking.
+#   resolution, so |z| <= 6.4. A draw's table row comes from three integer operations and a
+#   clamp (the clamp sends body draws to their cell's row and tail draws to their own row, no
+#   branch or mask), and z = mid + q * slope with q = p - 2^15 the draw's position from the
+#   middle of its cell and slope rounded so that q * slope is exact: a fused multiply-add and a separate multiplication
+#   and addition give the same, correctly rounded, result. Only integer operations, table
+#   look-ups and that one rounding are used, so the noise is bit-for-bit the same on every
+#   device and for every chunking.
 
 _MASK64 = (1 << 64) - 1
 _GAMMA = 0x9E3779B97F4A7C15  # SplitMix64's increment (odd; 2^64 / golden ratio)
@@ -62,7 +67,8 @@ _M1 = 0xBF58476D1CE4E5B9
 _M2 = 0x94D049BB133111EB
 _SEED_DOMAIN = 0x6A09E667F3BCC909  # separates keys from the raw seed (sqrt(2) digits)
 _TAIL_CELLS = 8  # outermost cells on each side that use the exact tail tables
-_CPU_BLOCK_WORDS = 1 << 16  # CPU: words per block (512 KiB of int64): temporaries stay in cache
+_TAIL_SPAN = _TAIL_CELLS << 16  # a draw U (signed int32) is in the tails iff -_TAIL_SPAN <= U < _TAIL_SPAN
+_CPU_BLOCK_WORDS = 1 << 17  # CPU: words per block (1 MiB of int64): one block per ImageNet-size row
 _USE_TRITON = True  # CUDA: the fused kernel below where Triton is available
 _CUDA_BLOCK_WORDS = 1 << 24  # other devices: at most this many words at once (bounds memory)
 
@@ -130,8 +136,29 @@ _TABLES: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 _STEPS: dict[tuple[int, torch.device], torch.Tensor] = {}
 
 
+def _row_index(draws: torch.Tensor, out: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
+    """The table row of each signed int32 draw U = c * 2^16 + p, into ``out`` (``tmp``: scratch).
+
+    ``(c + 2^15) + clamp(U, -S, S) + S`` with S = ``_TAIL_SPAN``: a body draw below the tails
+    (U < -S) gets its cell's row c + 2^15 in [0, 2^15 - 8); one above them (U >= S) the row
+    c + 2^15 + 2S in [2^15 + 2^20 + 8, 2^20 + 2^16); a tail draw (-S <= U < S) a row of its
+    own, c + 2^15 + U + S, strictly increasing in U, in [2^15 - 8, 2^15 + 2^20 + 7).
+    """
+    torch.bitwise_right_shift(draws, 16, out=out)
+    torch.clamp(draws, -_TAIL_SPAN, _TAIL_SPAN, out=tmp)
+    return out.add_(tmp).add_(_TAIL_SPAN + (1 << 15))
+
+
+def _exact_product_slope(slope: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``slope`` (float64) rounded to the significant bits that make ``q * slope`` exact in
+    ``dtype`` for every q = p - 2^15 in [-2^15, 2^15) (9 bits for float32, 38 for float64)."""
+    bits = round(-math.log2(torch.finfo(dtype).eps)) + 1 - 15  # significand bits left for slope
+    mantissa, exponent = torch.frexp(slope)
+    return torch.ldexp(torch.round(mantissa * 2.0**bits) / 2.0**bits, exponent.to(slope.dtype))
+
+
 def _tables(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """The (mid, slope) pairs, 2^16 * (1 + 2 * _TAIL_CELLS) rows, in ``dtype`` on ``device``.
+    """The (mid, slope) pairs, 2^16 + 2^20 rows (see :func:`_row_index`), in ``dtype`` on ``device``.
 
     Returned as a 1-D tensor whose elements are the pairs reinterpreted as one wider
     element (float64 for float32 pairs, complex128 for float64 pairs), so that a row is
@@ -140,36 +167,41 @@ def _tables(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     A 32-bit draw, read as a signed int32, is U = c * 2^16 + p with c its signed top 16
     bits and p in [0, 2^16) its low 16 bits. Its probability cell is ``cell = c mod 2^16``
     (cell k holds u in [k, k + 1) / 2^16), and u = (cell * 2^16 + p + 1/2) / 2^32.
-    Body (c outside [-8, 8)): row c + 2^15, z = mid + p * slope (linear in u between
-    the cell's exact quantiles). Tail (c in [-8, 8), i.e. the 8 outermost cells on each
-    side): row (c + 9) * 2^16 + p, z = mid = Phi^-1(u) exactly, slope 0.
+    Body (c outside [-8, 8)): z = mid + (p - 2^15) * slope, linear in u between the cell's
+    exact quantiles, slope rounded by :func:`_exact_product_slope`. Tail (c in [-8, 8), the 8
+    outermost cells on each side): z = mid = Phi^-1(u) exactly, slope 0.
     Built on the CPU in float64, so every device gets the same values.
     """
     key = (dtype, device)
     if key not in _TABLES:
         cells = 1 << 16
-        c = torch.arange(cells + 1, dtype=torch.float64)
-        knots = torch.special.ndtri(c / cells)  # Phi^-1 at the cell boundaries (+-inf at the ends)
+        k = torch.arange(cells + 1, dtype=torch.float64)
+        knots = torch.special.ndtri(k / cells)  # Phi^-1 at the cell boundaries (+-inf at the ends)
         slope = (knots[1:] - knots[:-1]) / cells
-        # z at position p in [0, 2^16) of cell c: knots[c] + (p + 1/2) * slope[c]
-        mid = knots[:-1] + 0.5 * slope
-        # body rows are ordered by the signed field c: row r <-> cell (r - 2^15) mod 2^16
-        order = (torch.arange(cells) - cells // 2) % cells
-        mid, slope = mid[order], slope[order]
-        tail_rows = torch.arange(cells // 2 - _TAIL_CELLS, cells // 2 + _TAIL_CELLS)
-        mid[tail_rows] = 0.0
-        slope[tail_rows] = 0.0
-        p = torch.arange(cells, dtype=torch.float64)
-        blocks = []
-        for c in range(-_TAIL_CELLS, _TAIL_CELLS):
-            cell = c % cells
-            u = (cell * cells + p + 0.5) / 2.0**32
-            # ndtri is accurate in the lower tail; use symmetry for the upper one
-            mirror = ((cells - 1 - cell) * cells + (cells - 1 - p) + 0.5) / 2.0**32  # 1 - u, exactly
-            blocks.append(-torch.special.ndtri(mirror) if c < 0 else torch.special.ndtri(u))
-        mid = torch.cat([mid, *blocks])
-        slope = torch.cat([slope, torch.zeros(2 * _TAIL_CELLS * cells, dtype=torch.float64)])
-        pairs = torch.stack([mid, slope], dim=1).to(dtype).contiguous()
+        # z at position p in [0, 2^16) of cell k: knots[k] + (p + 1/2) * slope[k], written as
+        # mid[k] + (p - 2^15) * slope[k] around the cell's middle (|p - 2^15| <= 2^15)
+        mid = knots[:-1] + (2**15 + 0.5) * slope
+        slope = _exact_product_slope(torch.nan_to_num(slope, posinf=0.0), dtype)
+        mid = torch.nan_to_num(mid, nan=0.0, posinf=0.0, neginf=0.0)  # the tail cells: unused
+        rows = torch.zeros((cells + (1 << 20), 2), dtype=torch.float64)
+        c = torch.arange(-cells // 2, cells // 2)  # signed cell field of each cell row ...
+        cell = c % cells  # ... and its cell
+        body = (c < -_TAIL_CELLS) | (c >= _TAIL_CELLS)
+        u_draws = (c * cells)[body].to(torch.int32)  # a draw of each body cell (p = 0): rows by _row_index
+        index = _row_index(u_draws, torch.empty_like(u_draws), torch.empty_like(u_draws)).long()
+        rows[index, 0] = mid[cell[body]]
+        rows[index, 1] = slope[cell[body]]
+        draws = torch.arange(-_TAIL_SPAN, _TAIL_SPAN, dtype=torch.int64)  # every tail draw
+        unsigned = draws % 2**32
+        u = (unsigned.to(torch.float64) + 0.5) / 2.0**32
+        # ndtri is accurate in the lower tail; use symmetry for the upper one (1 - u exactly)
+        upper = draws < 0
+        z = torch.special.ndtri(u)
+        z[upper] = -torch.special.ndtri((2.0**32 - 1 - unsigned[upper].to(torch.float64) + 0.5) / 2.0**32)
+        d32 = draws.to(torch.int32)
+        index = _row_index(d32, torch.empty_like(d32), torch.empty_like(d32)).long()
+        rows[index, 0] = z
+        pairs = rows.to(dtype).contiguous()
         wide = torch.float64 if dtype == torch.float32 else torch.complex128
         _TABLES[key] = pairs.view(wide).view(-1).to(device)
     return _TABLES[key]
@@ -187,52 +219,50 @@ def _steps(n_words: int, device: torch.device) -> torch.Tensor:
 
 
 class _Scratch:
-    """Work buffers of one block shape, reused across the blocks of a call."""
+    """Work buffers of one block shape, reused across the blocks of a call (no allocation per block)."""
 
     def __init__(self, rows: int, n_words: int, device: torch.device, dtype: torch.dtype) -> None:
+        self.words = torch.empty((rows, n_words), dtype=torch.int64, device=device)
         self.tmp = torch.empty((rows, n_words), dtype=torch.int64, device=device)
         self.a = torch.empty((rows, 2 * n_words), dtype=torch.int32, device=device)
         self.b = torch.empty((rows, 2 * n_words), dtype=torch.int32, device=device)
         self.f = torch.empty((rows, 2 * n_words), dtype=dtype, device=device)
+        wide = torch.float64 if dtype == torch.float32 else torch.complex128
+        self.pair = torch.empty(rows * 2 * n_words, dtype=wide, device=device)
 
 
 def _normal_block(keys: torch.Tensor, w0: int, w1: int, out: torch.Tensor, table: torch.Tensor,
                   steps: torch.Tensor, scratch: _Scratch) -> None:
     """Normals for words [w0, w1) of each stream in ``keys`` into ``out`` ``(len(keys), 2 * (w1 - w0))``.
 
-    Only integer operations, table look-ups, one multiplication and one addition
-    (separate kernels, so never fused into an FMA): exact or correctly rounded
-    on every device.
+    Integer operations, one gather of (mid, slope) pairs and z = mid + (p - 2^15) * slope with
+    an exact product (one rounding, however the device evaluates it): bit-for-bit the same on
+    every device.
     """
-    words = torch.add(steps[w0:w1].unsqueeze(0), keys.view(-1, 1))  # counters, (rows, w1 - w0)
+    words = torch.add(steps[w0:w1].unsqueeze(0), keys.view(-1, 1), out=scratch.words)  # counters
     _fmix64_(words, scratch.tmp)
     if sys.byteorder == "little":
         draws = words.view(torch.int32)  # (rows, 2 * words): the low half of word w is draw 2w
     else:  # pragma: no cover - big-endian hosts: the same halves by arithmetic
         halves = torch.stack([words & 0xFFFFFFFF, (words >> 32) & 0xFFFFFFFF], dim=-1).flatten(-2)
         draws = (halves - ((halves >> 31) << 32)).to(torch.int32)
-    # a draw U (signed int32) = c * 2^16 + p: cell c (signed), position p in [0, 2^16)
     a, b, f = scratch.a, scratch.b, scratch.f
-    torch.bitwise_right_shift(draws, 16, out=a).add_(1 << 15)  # body row: c + 2^15
-    torch.sub(a, (1 << 15) - _TAIL_CELLS, out=b).bitwise_right_shift_(4)  # 0 <=> c in [-8, 8): tail
-    tail = b == 0
-    torch.add(draws, (_TAIL_CELLS + 1) << 16, out=b)  # tail row: (c + 9) * 2^16 + p
-    index = a.add_(b.sub_(a).mul_(tail)).view(-1)  # where(tail, b, a), several times faster on CPUs
+    index = _row_index(draws, a, b).view(-1)
     # one gather of (mid, slope) pairs, each read as a single 8- (or 16-) byte element
-    pair = torch.index_select(table, 0, index).view(out.dtype).view(*out.shape, 2)
-    torch.bitwise_and(draws, 0xFFFF, out=b)  # p
+    pair = torch.index_select(table, 0, index, out=scratch.pair).view(out.dtype).view(*out.shape, 2)
+    torch.bitwise_and(draws, 0xFFFF, out=b).sub_(1 << 15)  # p - 2^15, the position from the cell's middle
     f.copy_(b)
-    torch.add(pair[..., 0], f.mul_(pair[..., 1]), out=out)
+    torch.addcmul(pair[..., 0], f, pair[..., 1], out=out)  # the product is exact: one rounding
 
 
 # --------------------------------------------------------------------------- fused CUDA kernel
 #
-# On CUDA the ~25 tensor operations above are memory-bound passes over the chunk (about
-# 0.37 ms for 32 ImageNet-size samples on an H200, 15 x torch.randn). The same computation
-# as one Triton kernel: the same integers, the same table, and the multiply-add kept as a
-# separate multiplication and addition (``enable_fp_fusion=False``), so the result is bit
-# for bit that of the tensor path (checked by the CUDA tests). Used when Triton is
-# importable and the device is CUDA; the tensor path otherwise.
+# On CUDA the ~20 tensor operations above are memory-bound passes over the chunk (about
+# 0.37 ms for 32 ImageNet-size samples on an H200 with 0.1's ~25 operations, 15 x
+# torch.randn). The same computation as one Triton kernel: the same integers, the same table
+# and the same exact product, so the result is bit for bit that of the tensor path (checked
+# by the CUDA tests, and by Triton's interpreter on the CPU). Used when Triton is importable
+# and the device is CUDA; the tensor path otherwise.
 
 _TRITON: dict[str, Any] = {}
 _TRITON_BLOCK = 1024  # words per program
@@ -249,7 +279,7 @@ def _triton_kernel() -> Any:
 
         @triton.jit
         def _kernel(out_ptr, keys_ptr, table_ptr, n_cols, n_words, gamma, m1, m2,
-                    TAIL: tl.constexpr, BLOCK: tl.constexpr):
+                    SPAN: tl.constexpr, BLOCK: tl.constexpr):
             row = tl.program_id(1)
             w = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
             key = tl.load(keys_ptr + row).to(tl.uint64, bitcast=True)
@@ -263,12 +293,13 @@ def _triton_kernel() -> Any:
                 draw = (x >> (32 * half)) & 0xFFFFFFFF
                 c = ((draw >> 16).to(tl.int32) ^ 0x8000) - 0x8000  # signed cell field
                 p = (draw & 0xFFFF).to(tl.int32)
-                tail = (c >= -TAIL) & (c < TAIL)
-                index = tl.where(tail, (c + TAIL + 1) * 65536 + p, c + 32768).to(tl.int64)
+                q = p - 32768  # the position from the cell's middle
+                signed = c * 65536 + p  # the draw as a signed int32, as the tensor path reads it
+                index = (c + 32768 + tl.minimum(tl.maximum(signed, -SPAN), SPAN) + SPAN).to(tl.int64)
                 mid = tl.load(table_ptr + 2 * index)
                 slope = tl.load(table_ptr + 2 * index + 1)
                 col = 2 * w + half
-                tl.store(out_ptr + row.to(tl.int64) * n_cols + col, mid + p.to(mid.dtype) * slope,
+                tl.store(out_ptr + row.to(tl.int64) * n_cols + col, mid + q.to(mid.dtype) * slope,
                          mask=col < n_cols)
 
         _TRITON["kernel"] = _kernel
@@ -285,7 +316,7 @@ def _normal_triton(out: torch.Tensor, keys: torch.Tensor, table: torch.Tensor) -
     grid = ((n_words + _TRITON_BLOCK - 1) // _TRITON_BLOCK, rows)
     try:
         kernel[grid](out, keys, table.view(out.dtype), n, n_words, _signed(_GAMMA), _signed(_M1), _signed(_M2),
-                     TAIL=_TAIL_CELLS, BLOCK=_TRITON_BLOCK, enable_fp_fusion=False)
+                     SPAN=_TAIL_SPAN, BLOCK=_TRITON_BLOCK, enable_fp_fusion=False)
     except Exception:  # pragma: no cover - a Triton that cannot compile this: the tensor path
         _TRITON["kernel"] = None
         return False
@@ -326,7 +357,7 @@ def normal_(out: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
             block = out[r0:r1, 2 * w0:stop] if direct else torch.empty(
                 (r1 - r0, 2 * (w1 - w0)), dtype=table_dtype, device=out.device)
             shape = (r1 - r0, w1 - w0)
-            if scratch is None or scratch.tmp.shape != shape:
+            if scratch is None or scratch.words.shape != shape:
                 scratch = _Scratch(*shape, out.device, table_dtype)
             _normal_block(keys[r0:r1], w0, w1, block, table, steps, scratch)
             if not direct:

@@ -43,8 +43,11 @@ def noise_sigma(inputs: torch.Tensor, noise_level: float) -> torch.Tensor:
     noise level sigma / (x_max - x_min)) and PAIR saliency's ``stdev_spread``.
     Returns a tensor of shape (N,) in the dtype and on the device of ``inputs``.
     """
-    inputs = check_inputs(inputs)
-    level = check_number(noise_level, "noise_level", low=0.0)
+    return _sigma(check_inputs(inputs), check_number(noise_level, "noise_level", low=0.0))
+
+
+def _sigma(inputs: torch.Tensor, level: float) -> torch.Tensor:
+    """:func:`noise_sigma` of checked inputs and level (the inputs are checked once per call)."""
     flat = inputs.detach().reshape(inputs.shape[0], -1)
     return level * (flat.amax(dim=1) - flat.amin(dim=1))
 
@@ -116,7 +119,7 @@ def add_noise(inputs: torch.Tensor, noise_level: float, *, seed: int | None = DE
     sees. Returns a new tensor; the global RNG is not touched.
     """
     inputs = check_inputs(inputs)
-    sigma = noise_sigma(inputs, noise_level)
+    sigma = _sigma(inputs, check_number(noise_level, "noise_level", low=0.0))
     seed = check_seed(seed)
     j = check_positive_int(sample_index, "sample_index", minimum=0)
     antithetic = check_flag(antithetic, "antithetic")
@@ -323,7 +326,7 @@ def noise_tunnel(
     if not callable(explain):
         raise TypeError(f"explain must be a method explain(model, inputs, target), got {type(explain).__name__}")
     prep = prepare(model, inputs, target)
-    sigma = noise_sigma(prep.inputs, noise_level)
+    sigma = _sigma(prep.inputs, check_number(noise_level, "noise_level", low=0.0))
     variant = check_choice(variant, "variant", VARIANTS)
     seed = check_seed(seed)
     antithetic = check_flag(antithetic, "antithetic")
