@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 #: Where each exported name lives (module relative to this package). ``reduce_channels`` is the
 #: one channel reduction of :mod:`interp_helpers.maps`; ``normalize_map`` is display scaling.
