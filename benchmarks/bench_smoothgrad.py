@@ -28,6 +28,7 @@ The load average (``os.getloadavg``) is recorded before and after each model.
     python benchmarks/bench_smoothgrad.py --threads 1 --core --legacy   # CPU, ~3 minutes
     python benchmarks/bench_smoothgrad.py --device cuda --core --legacy --rss   # GPU (benchmarks/gpu_run.sh)
     python benchmarks/bench_smoothgrad.py --quick          # smoke run
+    python benchmarks/bench_smoothgrad.py --threads 1 --overheads   # what each method adds, ~1 minute
 
 Writes ``benchmarks/results/smoothgrad_<device>.json`` and prints markdown tables.
 """
@@ -351,6 +352,48 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def overheads(device: torch.device, threads: int, rounds: int, min_run_time: float, out: Path | None) -> None:
+    """Per sample, interleaved: ours and Captum on a trivial model (all they add to the passes), the noise alone.
+
+    The trivial model's forward and backward cost next to nothing, so what remains is each
+    method's own work: noise, adding the image, sums, checks, ``frozen_model`` (ours);
+    ``repeat``, ``torch.normal``, sums (Captum's ``NoiseTunnel``).
+    """
+    from captum.attr import NoiseTunnel, Saliency
+
+    from interp_helpers import _rng
+    from interp_helpers.attribution.noise import noise_sigma, smoothgrad
+
+    n, batch = 64, 8
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(device)
+    trivial = _Trivial().to(device)
+    sigma = float(noise_sigma(x, 0.15)[0])
+    nt = NoiseTunnel(Saliency(trivial))
+    keys = torch.tensor([_rng.stream_key(0, 0, j) for j in range(batch)], device=device)
+    buf = torch.empty(batch, x[0].numel(), device=device)
+    methods = {
+        "ours": lambda: smoothgrad(trivial, x, 1, n_samples=n, noise_level=0.15, batch_size=batch, seed=0),
+        "captum": lambda: nt.attribute(x, nt_type="smoothgrad", nt_samples=n, nt_samples_batch_size=batch,
+                                       stdevs=sigma, target=1, abs=False),
+        "counter noise": lambda: _rng.normal_(buf, keys),
+        "torch.randn": lambda: torch.randn(buf.shape, device=device),
+    }
+    per = {"ours": n, "captum": n, "counter noise": batch, "torch.randn": batch}
+    times = interleaved(methods, rounds, min_run_time, threads)
+    rows = {k: summary([t / per[k] for t in v]) for k, v in times.items()}
+    ratios = {"ours/captum": ratio_summary(times["ours"], times["captum"]),
+              "counter noise/torch.randn": ratio_summary(times["counter noise"], times["torch.randn"])}
+    print(f"per 224 x 224 sample, {rounds} interleaved rounds, {threads} thread(s), {device}:")
+    for k, r in rows.items():
+        print(f"  {k:14s} {r['median'] * 1e6:8.1f} µs [IQR {r['q25'] * 1e6:.1f}-{r['q75'] * 1e6:.1f}]")
+    for k, r in ratios.items():
+        print(f"  {k}: {fmt_ratio(r)}")
+    path = out or RESULTS / f"smoothgrad_overheads_{device.type}.json"
+    path.write_text(json.dumps({"device": str(device), "machine": machine(), "rounds": rounds, "n": n,
+                                "batch": batch, "times_s": times, "per_sample": rows, "ratios": ratios}, indent=2))
+    print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="efficientnet_lite0 only, few rounds (smoke run)")
@@ -365,6 +408,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rss", action="store_true", help="peak memory of n = 200 vs n = 20 (subprocesses)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
+    parser.add_argument("--overheads", action="store_true",
+                        help="only what each method adds to the passes: both on a trivial model, and the noise alone")
     parser.add_argument("--rss-child", nargs=4, metavar=("MODEL", "N", "B", "DEVICE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads is not None:
@@ -392,6 +437,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from interp_helpers import _rng
     from interp_helpers.attribution.noise import smoothgrad
+
+    if args.overheads:
+        overheads(device, threads, rounds, min_run_time, args.out)
+        return
 
     info = machine()
     t_start = time.perf_counter()

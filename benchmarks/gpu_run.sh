@@ -18,4 +18,10 @@ PY=${PYTHON:-python3}
   uptime
 } 2>&1 | tee "$OUT/env.txt"
 $PY -m pytest tests/test_rng.py tests/test_saliency.py -q -p no:cacheprovider -k "(cuda or test_rng) and not interpreter" 2>&1 | tee "$OUT/tests.txt"
-$PY benchmarks/bench_smoothgrad.py --device cuda --legacy --core --rss --out "$OUT/smoothgrad_cuda.json" 2>&1 | tee "$OUT/bench.txt"
+# two processes (a ratio can shift from process to process), pooled; then what each method adds
+$PY benchmarks/bench_smoothgrad.py --device cuda --core --rss --out "$OUT/smoothgrad_cuda.json" 2>&1 | tee "$OUT/bench.txt"
+$PY benchmarks/bench_smoothgrad.py --device cuda --core --out "$OUT/smoothgrad_cuda_p2.json" 2>&1 | tee "$OUT/bench_p2.txt"
+$PY benchmarks/pool_runs.py "$OUT/smoothgrad_cuda.json" "$OUT/smoothgrad_cuda_p2.json" \
+    --out "$OUT/smoothgrad_cuda_pooled.json" 2>&1 | tee "$OUT/pooled.txt"
+$PY benchmarks/bench_smoothgrad.py --device cuda --overheads --out "$OUT/smoothgrad_overheads_cuda.json" 2>&1 \
+    | tee "$OUT/overheads.txt"
