@@ -267,6 +267,9 @@ def test_kernels_run_torch_with_few_threads_and_a_passive_wait_policy():
     mine = kernel_environment({"OMP_NUM_THREADS": "6", "OMP_WAIT_POLICY": "ACTIVE"}, quick=False)
     assert (mine["OMP_NUM_THREADS"], mine["MKL_NUM_THREADS"], mine["OMP_WAIT_POLICY"]) == ("6", "6", "ACTIVE")
     assert mine["INTERP_QUICK"] == "0"
+    # an empty variable counts as unset, as it does for OpenMP
+    empty = kernel_environment({"OMP_NUM_THREADS": "", "OMP_WAIT_POLICY": ""}, quick=True)
+    assert (empty["OMP_NUM_THREADS"], empty["OMP_WAIT_POLICY"]) == (str(torch_threads()), "PASSIVE")
 
 
 def test_the_test_process_runs_torch_the_same_way():

@@ -78,16 +78,18 @@ def kernel_environment(base: dict[str, str] | None = None, *, quick: bool) -> di
     """The environment of a notebook kernel: ``base`` (default: this process's) plus
 
     ``INTERP_QUICK`` (from ``quick``), the inline figure backend, and, unless ``base`` sets them,
-    ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` = :func:`torch_threads` and ``OMP_WAIT_POLICY=PASSIVE``.
-    (They must be in the environment before the kernel imports torch, hence here.)
+    ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` = :func:`torch_threads` and ``OMP_WAIT_POLICY=PASSIVE``
+    (an empty variable counts as unset). (They must be in the environment before the kernel imports torch, hence here.)
     """
     env = dict(os.environ if base is None else base)
     env["INTERP_QUICK"] = "1" if quick else "0"
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures inline, whatever the caller uses
-    threads = str(torch_threads())
-    env.setdefault("OMP_NUM_THREADS", threads)
-    env.setdefault("MKL_NUM_THREADS", env["OMP_NUM_THREADS"])
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    defaults = {"OMP_NUM_THREADS": str(torch_threads()), "OMP_WAIT_POLICY": "PASSIVE"}
+    for name, value in defaults.items():
+        if not env.get(name):  # an empty variable counts as unset, as it does for OpenMP
+            env[name] = value
+    if not env.get("MKL_NUM_THREADS"):
+        env["MKL_NUM_THREADS"] = env["OMP_NUM_THREADS"]
     return env
 
 
