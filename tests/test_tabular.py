@@ -10,6 +10,7 @@ independent brute-force enumeration of the Shapley formula, all to 1e-6.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -348,6 +349,31 @@ def test_axes_plots_return_axes_with_titles(boston_shap):
     assert sum(len(c.get_offsets()) for c in axes[0].collections) == 40 * 13
     standalone = tplots.plot_bar(boston_shap, title="custom")
     assert isinstance(standalone, Axes) and standalone.get_title() == "custom"
+
+
+def test_beeswarm_and_dependence_are_seeded_and_leave_the_global_rng_as_found(boston_shap):
+    # shap draws the dot order from NumPy's global RNG; the helpers seed that draw and restore the state
+    def offsets(plot, seed):
+        fig, ax = plt.subplots()
+        try:
+            plot(boston_shap, ax=ax, seed=seed)
+            return np.concatenate([c.get_offsets() for c in ax.collections if len(c.get_offsets())])
+        finally:
+            plt.close(fig)
+
+    np.random.seed(123)
+    state = np.random.get_state()
+    for plot in (functools.partial(tplots.plot_beeswarm, max_display=13),
+                 functools.partial(tplots.plot_dependence, feature="LSTAT")):
+        first, again, other = offsets(plot, 0), offsets(plot, 0), offsets(plot, 1)
+        assert np.array_equal(first, again)
+        assert not np.array_equal(first, other)  # the seed is what fixes the order
+    after = np.random.get_state()
+    assert after[0] == state[0] and np.array_equal(after[1], state[1]) and after[2:] == state[2:]
+    with pytest.raises(ValueError, match=r"seed must be a non-negative integer or None"):
+        tplots.plot_beeswarm(boston_shap, seed=-1)
+    with pytest.raises(ValueError, match=r"seed must be a non-negative integer or None"):
+        tplots.plot_dependence(boston_shap, "LSTAT", seed=1.5)
 
 
 def test_figure_plots_return_figures_and_keep_interactive_mode(boston_shap):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..tabular.treeshap import TreeShapResult, check_tree_shap_result
-from ..validation import check_flag, check_number, check_positive_int
+from ..validation import check_flag, check_number, check_positive_int, check_seed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,6 +68,19 @@ def _row_label(result: TreeShapResult, row: int) -> str:
 
 
 @contextlib.contextmanager
+def _numpy_global_seeded(seed: int) -> Iterator[None]:
+    """Run shap plotting code that draws from NumPy's *global* RNG (the beeswarm's and the scatter's
+    dot order, the beeswarm's tie-breaking) with ``seed``, and put the global state back afterwards,
+    also on error: the figure is the same on every run and the caller's RNG is left as found."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+@contextlib.contextmanager
 def _keep_interactive() -> Iterator[None]:
     """Undo the ``plt.ioff()`` that shap's waterfall and force plots call, also on error.
 
@@ -102,22 +115,27 @@ def _hand_back_to_pyplot(fig: Figure) -> None:
 
 
 def plot_beeswarm(
-    result: TreeShapResult, *, max_display: int = 10, ax: Axes | None = None, title: str | None = None
+    result: TreeShapResult, *, max_display: int = 10, ax: Axes | None = None, title: str | None = None,
+    seed: int | None = 0,
 ) -> Axes:
     """SHAP summary (beeswarm): one dot per row and feature, x = SHAP value, colour = feature value.
 
     Features are ordered by mean |SHAP|; with ``max_display`` below the number of
-    features the rest are summed into one row.
+    features the rest are summed into one row. shap shuffles the order in which the
+    dots are drawn (and stacked) with NumPy's global RNG; here that draw uses ``seed``
+    (``None``: a fresh one) and the global RNG is left as found.
     """
     result = check_tree_shap_result(result)
     max_display = check_positive_int(max_display, "max_display")
+    seed = check_seed(seed)
     ax = _check_ax(ax)
     import matplotlib.pyplot as plt
     import shap
 
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.45 * min(max_display, len(result.feature_names)) + 1.5))
-    shap.plots.beeswarm(result.to_explanation(), max_display=max_display, ax=ax, plot_size=None, show=False)
+    with _numpy_global_seeded(seed):
+        shap.plots.beeswarm(result.to_explanation(), max_display=max_display, ax=ax, plot_size=None, show=False)
     ax.set_title(title or _title(result, "SHAP values per row"))
     return ax
 
@@ -146,17 +164,21 @@ def plot_dependence(
     color_by: str | None = None,
     ax: Axes | None = None,
     title: str | None = None,
+    seed: int | None = 0,
 ) -> Axes:
     """SHAP dependence plot (``shap.plots.scatter``): SHAP value of ``feature`` against its value.
 
     ``color_by`` names the feature whose value colours the dots -- pass the
     partner from :func:`interp_helpers.tabular.strongest_interactions` to show
-    the strongest interaction; ``None`` draws plain dots.
+    the strongest interaction; ``None`` draws plain dots. shap shuffles the drawing
+    order of the dots with NumPy's global RNG; here that draw uses ``seed`` and the
+    global RNG is left as found.
     """
     result = check_tree_shap_result(result)
     feature = _check_feature(result, feature)
     if color_by is not None:
         color_by = _check_feature(result, color_by, "color_by")
+    seed = check_seed(seed)
     ax = _check_ax(ax)
     import matplotlib.pyplot as plt
     import shap
@@ -165,7 +187,8 @@ def plot_dependence(
         _, ax = plt.subplots(figsize=(6, 4.5))
     explanation = result.to_explanation()
     color = explanation[:, color_by] if color_by is not None else "#1E88E5"
-    shap.plots.scatter(explanation[:, feature], color=color, ax=ax, show=False)
+    with _numpy_global_seeded(seed):
+        shap.plots.scatter(explanation[:, feature], color=color, ax=ax, show=False)
     suffix = f", coloured by {color_by}" if color_by is not None else ""
     ax.set_title(title or _title(result, f"dependence on {feature}{suffix}", sep="\n"))
     return ax
