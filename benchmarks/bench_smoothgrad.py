@@ -26,7 +26,7 @@ sample (noise, sums, bookkeeping: all that ours adds to the floor) as a fraction
 The load average (``os.getloadavg``) is recorded before and after each model.
 
     python benchmarks/bench_smoothgrad.py --threads 1 --core --legacy   # CPU, ~3 minutes
-    python benchmarks/bench_smoothgrad.py --device cuda --core --legacy --rss   # GPU (benchmarks/gpu_run.sh)
+    python benchmarks/bench_smoothgrad.py --device cuda --core --rss   # GPU (benchmarks/gpu_run.sh: 3 processes)
     python benchmarks/bench_smoothgrad.py --quick          # smoke run
     python benchmarks/bench_smoothgrad.py --threads 1 --overheads   # what each method adds, ~1 minute
 
@@ -389,8 +389,9 @@ def overheads(device: torch.device, threads: int, rounds: int, min_run_time: flo
     for k, r in ratios.items():
         print(f"  {k}: {fmt_ratio(r)}")
     path = out or RESULTS / f"smoothgrad_overheads_{device.type}.json"
-    path.write_text(json.dumps({"device": str(device), "machine": machine(), "rounds": rounds, "n": n,
-                                "batch": batch, "times_s": times, "per_sample": rows, "ratios": ratios}, indent=2))
+    path.write_text(json.dumps({"device": str(device), "machine": machine(), "rounds": rounds,
+                                "min_run_time": min_run_time, "threads": threads, "n": n, "batch": batch,
+                                "times_s": times, "per_sample": rows, "ratios": ratios}, indent=2))
     print(f"wrote {path}")
 
 

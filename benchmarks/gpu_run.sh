@@ -18,10 +18,12 @@ PY=${PYTHON:-python3}
   uptime
 } 2>&1 | tee "$OUT/env.txt"
 $PY -m pytest tests/test_rng.py tests/test_saliency.py -q -p no:cacheprovider -k "(cuda or test_rng) and not interpreter" 2>&1 | tee "$OUT/tests.txt"
-# two processes (a ratio can shift from process to process), pooled; then what each method adds
-$PY benchmarks/bench_smoothgrad.py --device cuda --core --rss --out "$OUT/smoothgrad_cuda.json" 2>&1 | tee "$OUT/bench.txt"
-$PY benchmarks/bench_smoothgrad.py --device cuda --core --out "$OUT/smoothgrad_cuda_p2.json" 2>&1 | tee "$OUT/bench_p2.txt"
-$PY benchmarks/pool_runs.py "$OUT/smoothgrad_cuda.json" "$OUT/smoothgrad_cuda_p2.json" \
-    --out "$OUT/smoothgrad_cuda_pooled.json" 2>&1 | tee "$OUT/pooled.txt"
+# three processes of 10 rounds (a ratio can shift from process to process), pooled; then what each method adds
+for k in 1 2 3; do
+  $PY benchmarks/bench_smoothgrad.py --device cuda --core --rounds 10 $([ $k = 1 ] && echo --rss) \
+      --out "$OUT/smoothgrad_cuda_p$k.json" 2>&1 | tee "$OUT/bench_p$k.txt"
+done
+$PY benchmarks/pool_runs.py "$OUT"/smoothgrad_cuda_p?.json --out "$OUT/smoothgrad_cuda_pooled.json" 2>&1 \
+    | tee "$OUT/pooled.txt"
 $PY benchmarks/bench_smoothgrad.py --device cuda --overheads --out "$OUT/smoothgrad_overheads_cuda.json" 2>&1 \
     | tee "$OUT/overheads.txt"

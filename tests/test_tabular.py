@@ -368,6 +368,7 @@ def test_beeswarm_and_dependence_are_seeded_and_leave_the_global_rng_as_found(bo
         first, again, other = offsets(plot, 0), offsets(plot, 0), offsets(plot, 1)
         assert np.array_equal(first, again)
         assert not np.array_equal(first, other)  # the seed is what fixes the order
+        assert offsets(plot, None).shape == first.shape and offsets(plot, 2**62).shape == first.shape
     after = np.random.get_state()
     assert after[0] == state[0] and np.array_equal(after[1], state[1]) and after[2:] == state[2:]
     with pytest.raises(ValueError, match=r"seed must be a non-negative integer or None"):

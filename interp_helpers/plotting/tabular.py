@@ -73,7 +73,7 @@ def _numpy_global_seeded(seed: int) -> Iterator[None]:
     dot order, the beeswarm's tie-breaking) with ``seed``, and put the global state back afterwards,
     also on error: the figure is the same on every run and the caller's RNG is left as found."""
     state = np.random.get_state()
-    np.random.seed(seed)
+    np.random.seed(np.random.SeedSequence(seed).generate_state(4))  # any seed >= 0, 63-bit ones included
     try:
         yield
     finally:
