@@ -260,7 +260,7 @@ def _normal_block(keys: torch.Tensor, w0: int, w1: int, out: torch.Tensor, table
 # --------------------------------------------------------------------------- fused CUDA kernel
 #
 # On CUDA the 21 tensor operations above are memory-bound passes over the chunk (about
-# 0.37 ms for 32 ImageNet-size samples on an H200 with 0.1's ~25 operations, 15 x
+# 0.37 ms for 32 ImageNet-size samples on an H200 with 0.1's 26 operations, 15 x
 # torch.randn). The same computation as one Triton kernel: the same integers, the same table
 # and the same exact product, so the result is bit for bit that of the tensor path (checked
 # by the CUDA tests, and by Triton's interpreter on the CPU). Used when Triton is importable
