@@ -6,19 +6,14 @@ import socket
 
 import pytest
 
-from tools.tutorial import torch_threads
+from tools.tutorial import set_thread_defaults
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TQDM_DISABLE", "1")
 # Before anything imports torch: few threads, and threads that sleep instead of spinning while they wait
 # (OpenMP's default spinning made a busy 2-core machine 7-14x slower; README, "Threads and busy machines").
 # Kernels started by the notebook tests get the same settings (tools.tutorial.kernel_environment).
-# An empty variable counts as unset, as it does for OpenMP.
-for _name, _value in (("OMP_WAIT_POLICY", "PASSIVE"), ("OMP_NUM_THREADS", str(torch_threads()))):
-    if not os.environ.get(_name):
-        os.environ[_name] = _value
-if not os.environ.get("MKL_NUM_THREADS"):
-    os.environ["MKL_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
+set_thread_defaults(os.environ)
 
 
 @pytest.fixture(autouse=True)

@@ -33,6 +33,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,22 +75,27 @@ def torch_threads() -> int:
     return max(1, min(cores, 2))
 
 
+def set_thread_defaults(env: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """Unless ``env`` sets them: ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` = :func:`torch_threads` and
+    ``OMP_WAIT_POLICY=PASSIVE``; an empty variable counts as unset, as it does for OpenMP. Returns ``env``."""
+    for name, value in (("OMP_NUM_THREADS", str(torch_threads())), ("OMP_WAIT_POLICY", "PASSIVE")):
+        if not env.get(name):
+            env[name] = value
+    if not env.get("MKL_NUM_THREADS"):
+        env["MKL_NUM_THREADS"] = env["OMP_NUM_THREADS"]
+    return env
+
+
 def kernel_environment(base: dict[str, str] | None = None, *, quick: bool) -> dict[str, str]:
     """The environment of a notebook kernel: ``base`` (default: this process's) plus
 
     ``INTERP_QUICK`` (from ``quick``), the inline figure backend, and, unless ``base`` sets them,
-    ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` = :func:`torch_threads` and ``OMP_WAIT_POLICY=PASSIVE``
-    (an empty variable counts as unset). (They must be in the environment before the kernel imports torch, hence here.)
+    the thread defaults of :func:`set_thread_defaults`. (They must be in the environment before the kernel imports torch, hence here.)
     """
     env = dict(os.environ if base is None else base)
     env["INTERP_QUICK"] = "1" if quick else "0"
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures inline, whatever the caller uses
-    defaults = {"OMP_NUM_THREADS": str(torch_threads()), "OMP_WAIT_POLICY": "PASSIVE"}
-    for name, value in defaults.items():
-        if not env.get(name):  # an empty variable counts as unset, as it does for OpenMP
-            env[name] = value
-    if not env.get("MKL_NUM_THREADS"):
-        env["MKL_NUM_THREADS"] = env["OMP_NUM_THREADS"]
+    set_thread_defaults(env)
     return env
 
 
