@@ -1,5 +1,6 @@
 # `make run` executes copies of the notebook series (build/notebooks/) and renders site/index.html;
-# `make test` runs the whole test suite. Both create .venv when it is missing. Neither changes a tracked file.
+# `make test` runs ruff and the whole test suite. Both create .venv (with the [test,docs] extras) when it is
+# missing. Neither changes a tracked file.
 # `make notebooks` (maintainers) re-executes the committed notebooks in place, to commit fresh outputs.
 PYTHON ?= python3
 VENV   := .venv
@@ -15,7 +16,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,docs]"
 	touch $(STAMP)
 
 ## make run: execute copies of every notebook (full mode) into build/notebooks/ and render site/ from them
@@ -34,9 +35,10 @@ notebooks: $(STAMP)
 render: $(STAMP)
 	$(PY) -m tools.tutorial render
 
-## make test: the whole suite, notebooks included (executed on copies in quick mode)
+## make test: ruff, then the whole suite, notebooks included (executed on copies in quick mode)
 TEST_CMD := $(PY) -m pytest
 test: $(STAMP)
+	$(PY) -m ruff check interp_helpers tests tools benchmarks
 	$(TEST_CMD)
 
 ## make test-busy: the suite while two CPU-bound processes compete for the CPU; prints the wall time

@@ -33,15 +33,15 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torchvision
 
-import interp_helpers.attribution.expected_gradients as eg
-from interp_helpers.hooks import frozen_model
+from interp_helpers._common import frozen_model
+from interp_helpers.methods import expected_gradients
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -110,14 +110,14 @@ def main() -> None:
             torch.autograd.grad(model(z)[:, target].sum(), z)
 
     def ours_input() -> torch.Tensor:
-        return eg.expected_gradients(model, x, target, background=background, n_samples=n, batch_size=batch, seed=0)
+        return expected_gradients(model, x, target, background=background, n_samples=n, batch_size=batch, seed=0)
 
     def ours_layer2_input() -> torch.Tensor:
-        return eg.expected_gradients(model, x, target, background=background, layer=model.layer2, attribute_to="input",
+        return expected_gradients(model, x, target, background=background, layer=model.layer2, attribute_to="input",
                                      n_samples=n, batch_size=batch, seed=0)
 
     def ours_layer2_output() -> torch.Tensor:
-        return eg.expected_gradients(model, x, target, background=background, layer=model.layer2, attribute_to="output",
+        return expected_gradients(model, x, target, background=background, layer=model.layer2, attribute_to="output",
                                      n_samples=n, batch_size=batch, seed=0)
 
     def shap_run(spec: object) -> np.ndarray:
@@ -219,18 +219,18 @@ def render_table(result: dict) -> str:
     speedup, paired = result["speedup_vs_shap"], result["speedup_vs_shap_paired_median"]
     cpu = result.get("median_cpu_seconds")  # absent in results saved before CPU time was recorded
     lines = [
-        f"ResNet50 (random weights), 1 image 224x224, background {result['background']}, "
+        (f"ResNet50 (random weights), 1 image 224x224, background {result['background']}, "
         f"nsamples {result['n_samples']}, batch {result['batch_size']}, median of {result['repeats']} interleaved "
         f"repeats; {result['machine']}, {result['torch_threads']} torch threads, torch {result['versions']['torch']}, "
-        f"shap {result['versions']['shap']}.",
+        f"shap {result['versions']['shap']}."),
         "",
         "| method | median s | x floor |" + (" median CPU s |" if cpu else ""),
         "|---|---:|---:|" + ("---:|" if cpu else ""),
         *[f"| {k} | {v:.3g} | {xf[k]:.2f} |" + (f" {cpu[k]:.3g} |" if cpu else "") for k, v in med.items()],
         "",
-        f"Speed-up vs shap.GradientExplainer (ratio of medians / median of per-repeat ratios): "
+        (f"Speed-up vs shap.GradientExplainer (ratio of medians / median of per-repeat ratios): "
         f"input {speedup['input']:.2f}x / {paired['input']:.2f}x, "
-        f"layer2 {speedup['layer2']:.2f}x / {paired['layer2']:.2f}x.",
+        f"layer2 {speedup['layer2']:.2f}x / {paired['layer2']:.2f}x."),
     ]
     if cpu:
         cs = result["speedup_vs_shap_cpu_time"]

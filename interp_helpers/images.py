@@ -1,16 +1,14 @@
-"""Loading photos: bundled examples, files, URLs and arrays, all turned into RGB ``PIL.Image``.
+"""Photos as RGB ``PIL.Image`` (bundled examples, files, URLs, arrays) and background batches built from them.
 
-Two kinds of bundled example: photographs inside wheels the project already
-installs (scikit-image, matplotlib, scikit-learn), and a small set shipped in
-this package (``interp_helpers/package_data/images/``: Nobel laureates,
-portrait paintings, laboratory equipment), copied from Debian and PyPI source
-packages with their licences and SHA-256 recorded in ``data/README.md``.
-Nothing is downloaded.
+The bundled examples are photographs inside wheels the project already installs (scikit-image, matplotlib,
+scikit-learn) and a few shipped in this package (``package_data/images/``; sources, licences and SHA-256 in
+``data/README.md``). Nothing is downloaded.
 """
 from __future__ import annotations
 
 import io
-import numbers
+import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -18,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy.ndimage import gaussian_filter
 
-__all__ = ["ExampleImage", "example_images", "load_image"]
+from ._common import DEFAULT_SEED, check_inputs, check_int, check_number, check_seed, numpy_rng
 
-#: Largest image accepted, in pixels (width x height); larger is refused as a decompression bomb.
-MAX_PIXELS = 60_000_000
-#: Largest download accepted from a URL, in bytes.
-MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+MAX_PIXELS = 60_000_000  #: largest image accepted (width x height); more is refused as a decompression bomb
+MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024  #: largest download accepted from a URL
 
 #: The categories an example belongs to, in the order ``example_images()`` lists them.
 CATEGORIES = ("portrait", "Nobel laureate", "painting", "scientific figure", "scientific equipment",
@@ -34,13 +32,7 @@ CATEGORIES = ("portrait", "Nobel laureate", "painting", "scientific figure", "sc
 
 @dataclass(frozen=True)
 class ExampleImage:
-    """One bundled example photo and where it comes from.
-
-    ``package`` and ``file`` locate it with :mod:`importlib.resources`;
-    ``source`` says where that copy was taken from (package, version, path);
-    ``sha256`` is the digest of the file shipped here (``None`` for files read
-    from another installed package, whose bytes this project does not control).
-    """
+    """One bundled example photo: ``package`` and ``file`` locate it with :mod:`importlib.resources`."""
 
     name: str
     package: str
@@ -48,20 +40,9 @@ class ExampleImage:
     licence: str
     shows: str
     category: str
-    source: str = ""
-    sha256: str | None = None
-
-    @property
-    def kind(self) -> str:
-        """The category (older name of :attr:`category`)."""
-        return self.category
 
     def resource(self) -> Traversable:
-        """The file inside its installed package, as an :mod:`importlib.resources` resource.
-
-        ``load_image`` reads it through this (``.read_bytes()``), which works wherever the
-        package is installed; :meth:`path` is the same file as a filesystem path.
-        """
+        """The file inside its installed package (``load_image`` reads its ``.read_bytes()``)."""
         return resources.files(self.package).joinpath(self.file)
 
     def path(self) -> Path:
@@ -69,174 +50,106 @@ class ExampleImage:
         return Path(str(self.resource()))
 
 
-_OWN = "package_data/images/"
-_XRAYLARCH = ("Debian package python-xraylarch-doc 0.9.58+ds1-5, "
-              "/usr/share/doc/python-xraylarch-doc/examples/xraytable/images/")
-_XRAYLARCH_LICENCE = ("public domain (the folder's COPYING: 'the work is hereby placed in the Public Domain'; "
-                      "photograph over 100 years old)")
-_MORISOT = ("Debian package wordpress-theme-twentytwentyone 6.1.9+dfsg1-0+deb12u1, "
-            "/usr/share/wordpress/wp-content/themes/twentytwentyone/assets/images/")
-_MORISOT_LICENCE = "public domain (the theme's readme.txt: 'Art by Berthe Morisot 1841-1895. Public domain.')"
-_KALZIUM = "Debian package kalzium-data 4:22.12.3-1, /usr/share/kalzium/data/toolpics/"
-_KALZIUM_LICENCE = "GPL-2.0-or-later (Debian copyright of kalzium, 'Files: *'; Carsten Niehaus and others)"
+def _own(name: str, licence: str, shows: str, category: str) -> ExampleImage:  # sources: data/README.md
+    return ExampleImage(name, "interp_helpers", f"package_data/images/{name}.jpg", licence, shows, category)
+
+
+_PUBLIC_DOMAIN_PHOTO = "public domain (the source folder's COPYING says so; photograph over 100 years old)"
+_MORISOT = "public domain (Berthe Morisot 1841-1895; the WordPress theme's readme.txt)"
+_KALZIUM = "GPL-2.0-or-later (Debian package kalzium-data; Carsten Niehaus and others)"
 
 _EXAMPLES = (
     ExampleImage("astronaut", "skimage", "data/astronaut.png", "public domain (NASA)",
-                 "portrait of astronaut Eileen Collins", "portrait", "scikit-image wheel"),
+                 "portrait of astronaut Eileen Collins", "portrait"),
     ExampleImage("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg",
-                 "public domain (US Navy photo)", "portrait of computer scientist Grace Hopper in uniform",
-                 "portrait", "matplotlib wheel"),
-    ExampleImage("chelsea", "skimage", "data/chelsea.png", "CC0 (Stefan van der Walt)",
-                 "Chelsea the cat", "everyday object", "scikit-image wheel"),
+                 "public domain (US Navy photo)", "portrait of computer scientist Grace Hopper in uniform", "portrait"),
+    ExampleImage("chelsea", "skimage", "data/chelsea.png", "CC0 (Stefan van der Walt)", "Chelsea the cat",
+                 "everyday object"),
     ExampleImage("coffee", "skimage", "data/coffee.png", "CC0 (Rachel Michetti; courtesy Pikolo Espresso Bar)",
-                 "a cup of coffee on a saucer", "everyday object", "scikit-image wheel"),
+                 "a cup of coffee on a saucer", "everyday object"),
     ExampleImage("motorcycle", "skimage", "data/motorcycle_left.png",
                  "Middlebury stereo data set 2014 (Scharstein et al., GCPR 2014; cite when used)",
-                 "a motorcycle in a lab (left stereo view)", "everyday object", "scikit-image wheel"),
+                 "a motorcycle in a lab (left stereo view)", "everyday object"),
     ExampleImage("china", "sklearn", "datasets/images/china.jpg", "CC-BY 2.0 (danielbuechele, Flickr)",
-                 "a Chinese temple (Summer Palace)", "everyday object", "scikit-learn wheel"),
+                 "a Chinese temple (Summer Palace)", "everyday object"),
     ExampleImage("flower", "sklearn", "datasets/images/flower.jpg", "CC-BY 2.0 (vultilion, Flickr)",
-                 "a flower with a bee", "everyday object", "scikit-learn wheel"),
+                 "a flower with a bee", "everyday object"),
     ExampleImage("rocket", "skimage", "data/rocket.jpg", "public domain (SpaceX)",
-                 "a SpaceX Falcon 9 rocket on its launch pad", "scientific equipment", "scikit-image wheel"),
+                 "a SpaceX Falcon 9 rocket on its launch pad", "scientific equipment"),
     ExampleImage("hubble_deep_field", "skimage", "data/hubble_deep_field.jpg", "public domain (NASA)",
-                 "Hubble eXtreme Deep Field: galaxies", "scientific figure", "scikit-image wheel"),
+                 "Hubble eXtreme Deep Field: galaxies", "scientific figure"),
     ExampleImage("ihc", "skimage", "data/ihc.png", "no known copyright restrictions",
-                 "immunohistochemistry micrograph (colon tissue)", "scientific figure", "scikit-image wheel"),
+                 "immunohistochemistry micrograph (colon tissue)", "scientific figure"),
     ExampleImage("retina", "skimage", "data/retina.jpg", "CC0 1.0 (Mikael Häggström)",
-                 "fundus photograph of a human retina", "scientific figure", "scikit-image wheel"),
-    # Shipped in this package; provenance, licence evidence and hashes in data/README.md.
-    ExampleImage("curie", "interp_helpers", _OWN + "curie.jpg", _XRAYLARCH_LICENCE,
-                 "Marie Curie (Nobel Prize in Physics 1903, Chemistry 1911), black-and-white portrait photograph",
-                 "Nobel laureate", _XRAYLARCH + "Marie_Curie.jpg (copied unchanged)",
-                 "3aa8a85cca6c0f022806407931b758efff80f05a1a79f3972d070eb817fc13ef"),
-    ExampleImage("barkla", "interp_helpers", _OWN + "barkla.jpg", _XRAYLARCH_LICENCE,
-                 "Charles Glover Barkla (Nobel Prize in Physics 1917), black-and-white portrait photograph, "
-                 "suit and bow tie", "Nobel laureate",
-                 _XRAYLARCH + "Charles_Barkla.jpg (2802x3684, downscaled to 608x800)",
-                 "6b814ce79c60c4ae847fa8c8d2276a7823d7a35570e5473d3e8825b91013ddaa"),
-    ExampleImage("obama", "interp_helpers", _OWN + "obama.jpg",
-                 "public domain: work of the US federal government (official White House portrait); "
-                 "the sdist's MIT licence covers its code only",
-                 "Barack Obama (Nobel Peace Prize 2009), official portrait: suit and tie, arms crossed, flags",
-                 "Nobel laureate",
-                 "PyPI sdist face_recognition 1.3.0, tests/test_images/obama.jpg (910x1137, downscaled to 640x800)",
-                 "560c82830b040eaed18a5d8b02b530cbe20cf4fcadebcf3890246f9f4dd303f1"),
-    ExampleImage("morisot_self_portrait", "interp_helpers", _OWN + "morisot_self_portrait.jpg", _MORISOT_LICENCE,
-                 "Berthe Morisot, Self-Portrait (1885), oil painting", "painting",
-                 _MORISOT + "self-portrait-1885.jpg (905x1108, downscaled to 653x800)",
-                 "830380bb0bc01339b9c53c7cfa422a6b4b10534368189375891abbda37ab1c38"),
-    ExampleImage("morisot_mauve", "interp_helpers", _OWN + "morisot_mauve.jpg", _MORISOT_LICENCE,
-                 "Berthe Morisot, Young Woman in Mauve (c. 1880), oil painting", "painting",
-                 _MORISOT + "young-woman-in-mauve.jpg (892x1103, downscaled to 647x800)",
-                 "1fd263253f7ba302486aa2ea541e7d5538e936f3a1780c888cff9134bdb7a581"),
-    ExampleImage("tanguy", "interp_helpers", _OWN + "tanguy.jpg",
-                 "public domain per the upstream README next to the file ('based on an original painting by "
-                 "Van Gogh, Public domain image.'); Debian's copyright file lists the folder as GPL-3",
-                 "Vincent van Gogh, Portrait of Pere Tanguy (1887), oil painting", "painting",
-                 "Debian package gcompris-qt-data 3.1-2, /usr/share/gcompris-qt/rcc/details.rcc, entry "
-                 "gcompris/src/activities/details/resource/image/PortraitOfPereTanguy_background.webp "
-                 "(394x500 WebP, re-encoded as JPEG; extracted with tools/read_qt_rcc.py)",
-                 "acca0a3d3013c307202e2ab664d6f2ecac48b3f766d1d114bde002598a04d1c8"),
-    ExampleImage("beaker", "interp_helpers", _OWN + "beaker.jpg", _KALZIUM_LICENCE,
-                 "a 600 ml glass laboratory beaker", "scientific equipment",
-                 _KALZIUM + "becherglas.jpg (copied unchanged)",
-                 "d7fea98d08fef3f6be2b774f79be11dabc39b4a9bcaa1db59d088a3559c27a62"),
-    ExampleImage("erlenmeyer", "interp_helpers", _OWN + "erlenmeyer.jpg", _KALZIUM_LICENCE,
-                 "an Erlenmeyer (conical) flask", "scientific equipment",
-                 _KALZIUM + "erlenmeyerkolben.jpg (copied unchanged)",
-                 "a002bf17f611affc26db6b6781038d3060f1618e13edf024827a552cfa14ccf8"),
-    ExampleImage("balance", "interp_helpers", _OWN + "balance.jpg", _KALZIUM_LICENCE,
-                 "a laboratory balance (electronic scale) with a digital display", "scientific equipment",
-                 _KALZIUM + "waage.jpg (copied unchanged)",
-                 "14a88f5a12a786b0cac3157ca73a91595ad7b9ee9cd27a9e105793dfa3966ee4"),
-    ExampleImage("mortar", "interp_helpers", _OWN + "mortar.jpg", _KALZIUM_LICENCE,
-                 "a porcelain mortar and pestle", "scientific equipment",
-                 _KALZIUM + "moerser.jpg (copied unchanged)",
-                 "040a9f6b597ba21159a6b3bd75f2ba9a3f1a8eb2a0bf34e9446587f013923359"),
+                 "fundus photograph of a human retina", "scientific figure"),
+    _own("curie", _PUBLIC_DOMAIN_PHOTO, "Marie Curie (Nobel Prize in Physics 1903, Chemistry 1911), "
+         "black-and-white portrait photograph", "Nobel laureate"),
+    _own("barkla", _PUBLIC_DOMAIN_PHOTO, "Charles Glover Barkla (Nobel Prize in Physics 1917), black-and-white "
+         "portrait photograph, suit and bow tie", "Nobel laureate"),
+    _own("obama", "public domain: work of the US federal government (official White House portrait)",
+         "Barack Obama (Nobel Peace Prize 2009), official portrait: suit and tie, arms crossed, flags",
+         "Nobel laureate"),
+    _own("morisot_self_portrait", _MORISOT, "Berthe Morisot, Self-Portrait (1885), oil painting", "painting"),
+    _own("morisot_mauve", _MORISOT, "Berthe Morisot, Young Woman in Mauve (c. 1880), oil painting", "painting"),
+    _own("tanguy", "public domain per the upstream README next to the file; Debian's copyright file lists the "
+         "folder as GPL-3", "Vincent van Gogh, Portrait of Pere Tanguy (1887), oil painting", "painting"),
+    _own("beaker", _KALZIUM, "a 600 ml glass laboratory beaker", "scientific equipment"),
+    _own("erlenmeyer", _KALZIUM, "an Erlenmeyer (conical) flask", "scientific equipment"),
+    _own("balance", _KALZIUM, "a laboratory balance (electronic scale) with a digital display",
+         "scientific equipment"),
+    _own("mortar", _KALZIUM, "a porcelain mortar and pestle", "scientific equipment"),
 )
 _BY_NAME = {e.name: e for e in _EXAMPLES}
 
 
 def example_images() -> list[ExampleImage]:
-    """The bundled example photos with provenance: package, file, licence, what each shows, category.
-
-    The first eleven come from the scikit-image, matplotlib and scikit-learn
-    wheels; the rest ship with this package. Filter by category with e.g.
-    ``[e.name for e in example_images() if e.category == "painting"]``
-    (categories: see ``interp_helpers.images.CATEGORIES``).
-    """
+    """The bundled example photos: package, file, licence, what each shows and category (:data:`CATEGORIES`;
+    ``[e.name for e in example_images() if e.category == "painting"]``)."""
     return list(_EXAMPLES)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode as RGB: 16-bit rescaled (not clipped), transparency composited on white."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        a = np.clip(np.asarray(image, dtype=np.float64), 0, None)
+        a = np.round(a / max(65535.0, a.max(initial=0)) * 255).astype(np.uint8)
+        return Image.fromarray(a, mode="L").convert("RGB")
+    if "transparency" in image.info or image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _from_array(array: np.ndarray, source: str) -> Image.Image:
     a = np.asarray(array)
     if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] > 4:
-        a = np.moveaxis(a, 0, -1)  # channels-first (C, H, W) -> (H, W, C)
-    if a.ndim == 3 and a.shape[-1] == 1:
-        a = a[..., 0]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
-        raise ValueError(f"{source}: expected an array (H, W), (H, W, 3) or (H, W, 4), got shape {a.shape}")
-    if a.size == 0:
-        raise ValueError(f"{source}: the array is empty (shape {a.shape})")
+        a = np.moveaxis(a, 0, -1)  # channels first (C, H, W) -> (H, W, C)
+    a = a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)) or a.size == 0:
+        raise ValueError(f"{source}: expected a non-empty array (H, W), (H, W, 3) or (H, W, 4), got shape {a.shape}")
     if a.dtype == bool:
         a = a.astype(np.uint8) * 255
-    elif a.dtype == np.uint8:
-        pass
     elif a.dtype == np.uint16:
-        a = np.round(a.astype(np.float64) / 257.0).astype(np.uint8)  # rescale 0..65535 -> 0..255
+        a = np.round(a / 257.0).astype(np.uint8)  # 0..65535 -> 0..255
     elif np.issubdtype(a.dtype, np.floating):
-        if not np.isfinite(a).all():
-            raise ValueError(f"{source}: the array contains NaN or inf")
-        if a.min() < 0 or a.max() > 1:
-            raise ValueError(
-                f"{source}: float arrays must lie in [0, 1], got range [{a.min():.3g}, {a.max():.3g}]"
-            )
+        if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
+            raise ValueError(f"{source}: a float array must be finite (no NaN or inf) and lie in [0, 1], "
+                             f"got range [{a.min():.3g}, {a.max():.3g}]")
         a = np.round(a * 255).astype(np.uint8)
-    else:
+    elif a.dtype != np.uint8:
         raise ValueError(f"{source}: unsupported array dtype {a.dtype} (use uint8, uint16, bool or float)")
-    image = Image.fromarray(np.ascontiguousarray(a))
-    return _to_rgb(image, source)
-
-
-def _to_rgb(image: Image.Image, source: str) -> Image.Image:
-    """Normalise any PIL mode to RGB: 16-bit rescaled, alpha composited on white."""
-    mode = image.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        a = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if a.max(initial=0) <= 65535 else float(a.max())
-        a = np.round(np.clip(a, 0, None) / top * 255.0).astype(np.uint8)
-        return Image.fromarray(a, mode="L").convert("RGB")
-    if mode == "F":
-        a = np.asarray(image, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
-        a = np.zeros_like(a) if hi == lo else (a - lo) / (hi - lo)
-        return Image.fromarray(np.round(a * 255).astype(np.uint8), mode="L").convert("RGB")
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-        mode = image.mode
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if mode != "RGB":
-        return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
-    return image
+    return _to_rgb(Image.fromarray(np.ascontiguousarray(a)))
 
 
 def _decode(data: bytes | Path, source: str, max_pixels: int) -> Image.Image:
-    handle = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
-        with Image.open(handle) as image:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
             width, height = image.size
             if width * height > max_pixels:
-                raise ValueError(
-                    f"{source}: {width}x{height} = {width * height} pixels exceeds the limit of "
-                    f"{max_pixels} (possible decompression bomb)"
-                )
+                raise ValueError(f"{source}: {width}x{height} = {width * height} pixels exceeds the limit of "
+                                 f"{max_pixels} (possible decompression bomb)")
             image.load()  # raises OSError on truncated data
-            image = ImageOps.exif_transpose(image)
-            return _to_rgb(image, source)
+            return _to_rgb(ImageOps.exif_transpose(image))
     except Image.DecompressionBombError as exc:
         raise ValueError(f"{source}: refused as a possible decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
@@ -245,85 +158,102 @@ def _decode(data: bytes | Path, source: str, max_pixels: int) -> Image.Image:
         raise OSError(f"{source}: could not decode the image ({exc})") from exc
 
 
-def _fetch(url: str, timeout: float, max_bytes: int) -> bytes:
-    import urllib.error
-    import urllib.request  # loads http.client, email and ssl: only when a URL is given
+def load_image(source: Any, *, timeout: float = 10.0, max_bytes: int = MAX_DOWNLOAD_BYTES,
+               max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """An RGB ``PIL.Image`` from a bundled example name, a path, an ``http(s)://`` URL, an array or an image.
 
-    request = urllib.request.Request(url, headers={"User-Agent": "interp-helpers"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http/https only)
-            data = response.read(max_bytes + 1)
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise OSError(f"{url}: could not download the image within {timeout} s ({exc})") from exc
-    if len(data) > max_bytes:
-        raise ValueError(f"{url}: the download exceeds the limit of {max_bytes} bytes")
-    return data
-
-
-def load_image(
-    source: Any,
-    *,
-    timeout: float = 10.0,
-    max_bytes: int = MAX_DOWNLOAD_BYTES,
-    max_pixels: int = MAX_PIXELS,
-) -> Image.Image:
-    """Return an RGB ``PIL.Image`` from a bundled example name, a path, a URL, an array or an image.
-
-    Greyscale, palette, RGBA (composited on white), CMYK and 16-bit images
-    (rescaled to 8 bits, not clipped) become RGB; EXIF orientation is applied.
-
-    Parameters
-    ----------
-    source:
-        The name of a bundled example (see :func:`example_images`), a path, an
-        ``http(s)://`` URL, a ``numpy`` array ``(H, W)``, ``(H, W, 3|4)`` or
-        ``(3, H, W)`` (uint8, uint16, bool or float in [0, 1]), or a ``PIL.Image``.
-    timeout:
-        Seconds to wait for a URL before giving up.
-    max_bytes:
-        Largest download accepted from a URL.
-    max_pixels:
-        Largest image accepted (width x height); larger files are refused as
-        possible decompression bombs.
-
-    Raises
-    ------
-    FileNotFoundError
-        for a path that does not exist.
-    ValueError
-        for unknown sources, non-image files, empty files, decompression bombs and bad arrays.
-    OSError
-        for truncated or corrupt files and failed downloads. Every message names the source.
+    Arrays: ``(H, W)``, ``(H, W, 3|4)`` or ``(3, H, W)``; uint8, uint16, bool or float in [0, 1]. Greyscale,
+    palette, RGBA (on white), CMYK and 16-bit images (rescaled) become RGB; EXIF orientation is applied.
+    A URL gets ``timeout`` seconds and ``max_bytes``; more than ``max_pixels`` is refused as a possible
+    decompression bomb. Errors name the source: ``FileNotFoundError`` (missing path), ``ValueError``
+    (unknown source, non-image or empty file, bomb, bad array), ``OSError`` (truncated file, failed download).
     """
-    for value, name in ((timeout, "timeout"), (max_bytes, "max_bytes"), (max_pixels, "max_pixels")):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    timeout = check_number(timeout, "timeout", low=0.0)
+    max_bytes, max_pixels = check_int(max_bytes, "max_bytes"), check_int(max_pixels, "max_pixels")
     if isinstance(source, Image.Image):
-        return _to_rgb(ImageOps.exif_transpose(source), "PIL image")
-    if isinstance(source, np.ndarray):
-        return _from_array(source, "array")
-    if hasattr(source, "detach") and hasattr(source, "numpy"):  # a torch tensor
-        return _from_array(source.detach().cpu().numpy(), "tensor")
+        return _to_rgb(ImageOps.exif_transpose(source))
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        array = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else source
+        return _from_array(array, type(source).__name__)
     if isinstance(source, str) and source.startswith(("http://", "https://")):
-        return _decode(_fetch(source, timeout, int(max_bytes)), source, int(max_pixels))
+        try:
+            request = urllib.request.Request(source, headers={"User-Agent": "interp-helpers"})
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                data = response.read(max_bytes + 1)
+        except OSError as exc:  # URLError and timeouts included
+            raise OSError(f"{source}: could not download the image within {timeout} s ({exc})") from exc
+        if len(data) > max_bytes:
+            raise ValueError(f"{source}: the download exceeds the limit of {max_bytes} bytes")
+        return _decode(data, source, max_pixels)
     if isinstance(source, str) and source in _BY_NAME:
         resource = _BY_NAME[source].resource()
         if not resource.is_file():
-            raise FileNotFoundError(
-                f"example '{source}': {resource} is missing; the package was installed without its data files "
-                f"(reinstall interp-helpers from a wheel or a full checkout)"
-            )
-        return _decode(resource.read_bytes(), f"example '{source}'", int(max_pixels))
+            raise FileNotFoundError(f"example '{source}': {resource} is missing; the package was installed without "
+                                    "its data files (reinstall interp-helpers from a wheel or a full checkout)")
+        return _decode(resource.read_bytes(), f"example '{source}'", max_pixels)
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
         if not path.exists():
-            known = ", ".join(_BY_NAME)
-            raise FileNotFoundError(f"{source}: no such file, URL or bundled example ({known})")
-        if not path.is_file():
-            raise ValueError(f"{source}: not a file")
-        if path.stat().st_size == 0:
-            raise ValueError(f"{source}: the file is empty")
-        return _decode(path, str(source), int(max_pixels))
-    raise TypeError(
-        f"source must be a path, URL, example name, numpy array or PIL image, got {type(source).__name__}"
-    )
+            raise FileNotFoundError(f"{source}: no such file, URL or bundled example ({', '.join(_BY_NAME)})")
+        if not path.is_file() or path.stat().st_size == 0:
+            raise ValueError(f"{source}: not a file, or the file is empty")
+        return _decode(path, str(source), max_pixels)
+    raise TypeError(f"source must be a path, URL, example name, numpy array or PIL image, got {type(source).__name__}")
+
+
+def random_crops(images: Sequence[Any], n: int, *, seed: int | None = DEFAULT_SEED, min_scale: float = 0.3,
+                 flip: bool = True, size: int = 224) -> list[Image.Image]:
+    """``n`` random square crops of ``images`` (anything :func:`load_image` accepts), each ``size`` x ``size``.
+
+    Crop k picks a photo uniformly, a side of ``s * min(width, height)`` with ``s ~ U(min_scale, 1)``, a
+    uniformly random position and, with ``flip``, a horizontal flip with probability 1/2: the "random
+    resized crop" augmentation (Szegedy et al. 2015, "Going deeper with convolutions") restricted to
+    squares. Crop k is drawn from the stream ``(seed, k)``, so the first crops stay when ``n`` grows.
+    """
+    if isinstance(images, (str, bytes)) or not isinstance(images, Sequence) or len(images) == 0:
+        raise ValueError(f"images must be a non-empty sequence of images, got {images!r:.80}")
+    n, size, seed = check_int(n, "n"), check_int(size, "size"), check_seed(seed)
+    if not 0 < check_number(min_scale, "min_scale") <= 1:
+        raise ValueError(f"min_scale must be in (0, 1], got {min_scale!r}")
+    if not isinstance(flip, bool):
+        raise TypeError(f"flip must be True or False, got {flip!r}")
+    photos = [load_image(i) for i in images]
+    crops = []
+    for k in range(n):
+        u = numpy_rng(seed, k).random(5)
+        photo = photos[min(int(u[4] * len(photos)), len(photos) - 1)]
+        w, h = photo.size
+        side = max(1, round((min_scale + (1 - min_scale) * u[0]) * min(w, h)))
+        left, top = round(u[1] * (w - side)), round(u[2] * (h - side))
+        crop = photo.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+        crops.append(ImageOps.mirror(crop) if flip and u[3] < 0.5 else crop)
+    return crops
+
+
+def make_background(model: Any, n: int = 16, *, images: Sequence[Any] | None = None,
+                    seed: int | None = DEFAULT_SEED, min_scale: float = 0.3, flip: bool = True) -> torch.Tensor:
+    """A background batch ``(n, 3, 224, 224)`` for ``model`` (what ``load_model`` returns): :func:`random_crops`
+    of ``images`` (default: every bundled photo; leave out the one you explain), preprocessed for the model.
+    Crops of natural photos stand in for shap's ``imagenet50``, which is downloaded."""
+    if not callable(getattr(model, "preprocess", None)):
+        raise TypeError(f"model must be what load_model returns (with .preprocess), got {type(model).__name__}")
+    images = [e.name for e in _EXAMPLES] if images is None else images
+    return model.preprocess(random_crops(images, n, seed=seed, min_scale=min_scale, flip=flip))
+
+
+def blurred_copies(inputs: torch.Tensor, sigmas: Sequence[float]) -> torch.Tensor:
+    """Gaussian-blurred copies of each image: ``(N * len(sigmas), C, H, W)``, row ``i * len(sigmas) + k``
+    holding image i blurred with ``sigmas[k]`` pixels.
+
+    The blur is ``scipy.ndimage.gaussian_filter(x, (0, s, s), mode="nearest", truncate=3)`` (radius
+    ``int(3 * s + 0.5)``; ``s = 0`` leaves the image unchanged). Its kernel sums to 1, so it commutes with
+    preprocessing's per-channel normalisation. Blurred baselines: Sturmfels, Lundberg & Lee 2020,
+    "Visualizing the impact of feature attribution baselines" (Distill).
+    """
+    x = check_inputs(inputs).detach()
+    if isinstance(sigmas, (str, bytes)) or not isinstance(sigmas, Sequence) or len(sigmas) == 0:
+        raise ValueError(f"sigmas must be a non-empty sequence of numbers >= 0, got {sigmas!r}")
+    sigmas = [check_number(s, f"sigmas[{k}] (pixels)", low=0.0) for k, s in enumerate(sigmas)]
+    a = x.cpu().numpy()
+    copies = np.stack([gaussian_filter(a, (0, 0, s, s), mode="nearest", truncate=3.0) for s in sigmas], axis=1)
+    return torch.from_numpy(copies).reshape(x.shape[0] * len(sigmas), *x.shape[1:]).to(x.device)

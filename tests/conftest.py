@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from tools.tutorial import set_thread_defaults
+from tools.threads import set_thread_defaults
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -35,13 +35,13 @@ def _no_network(monkeypatch, request):
 def fake_model_device(monkeypatch):
     """Pretend the model lives on another device ("cpu:0", distinct from the inputs' "cpu").
 
-    No GPU is needed: a method must find the model's device through ``core.model_device`` (the one device
+    No GPU is needed: a method must find the model's device through ``_common.model_device`` (the one device
     policy), move its inputs there (a spy on ``Tensor.to`` records the shapes moved) and return results on the
     inputs' device. Returns the list of recorded shapes.
     """
     import torch
 
-    from interp_helpers.attribution import core
+    from interp_helpers import _common
 
     fake = torch.device("cpu", 0)
     moves = []
@@ -53,6 +53,6 @@ def fake_model_device(monkeypatch):
             moves.append(tuple(self.shape))
         return real_to(self, *args, **kwargs)
 
-    monkeypatch.setattr(core, "model_device", lambda module, fallback: fake)
+    monkeypatch.setattr(_common, "model_device", lambda module, fallback: fake)
     monkeypatch.setattr(torch.Tensor, "to", spy_to)
     return moves

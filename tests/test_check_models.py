@@ -1,4 +1,6 @@
-"""tools/check_models.py: the peak-memory probe measures a child process, and the stand-ins are what it claims."""
+"""tools/check_models.py: the peak-memory probe measures a child process, and the stand-ins are what it claims.
+
+(That the stand-ins load as torchvision's builders load the published files: tests/test_models.py.)"""
 from __future__ import annotations
 
 import subprocess
@@ -7,8 +9,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tools/
-from tools.check_models import PeakMemory, legacy_densenet_state, table, Run  # noqa: E402
+from tools.check_models import PeakMemory, Run, legacy_densenet_state, random_state, standin_path, table
 
 
 def test_peak_memory_sees_a_child_processes_high_water_mark():
@@ -22,7 +23,7 @@ def test_peak_memory_sees_a_child_processes_high_water_mark():
 def test_peak_memory_kills_a_runaway_child():
     code = "import time; b = bytearray(400 * 2**20); time.sleep(30)"
     with PeakMemory(interval=0.05, abort_bytes=200 * 2**20) as memory:
-        result = subprocess.run([sys.executable, "-c", code])
+        result = subprocess.run([sys.executable, "-c", code], check=False)
     assert memory.aborted and result.returncode != 0
 
 
@@ -49,3 +50,14 @@ def test_the_runner_gets_the_per_cell_timeout(monkeypatch):
     monkeypatch.setattr(C, "execute_notebook", runner)
     C._execute(Path("x.ipynb"), quick=True, timeout=77, output=Path("y.ipynb"), env={})
     assert calls == [(True, 77)]
+
+
+def test_standins_sit_at_the_published_paths_with_random_finite_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert standin_path("densenet121") == tmp_path / "hub" / "checkpoints" / "densenet121-a639ec97.pth"
+    assert standin_path("resnet50", "IMAGENET1K_V2").name == "resnet50-11ad3fa6.pth"
+    a, b = random_state("resnet50", 0), random_state("resnet50", 1)
+    assert a.keys() == b.keys() and all(torch.isfinite(v.float()).all() for v in a.values())
+    assert not torch.equal(a["fc.weight"], b["fc.weight"])
+    assert torch.equal(a["fc.weight"], random_state("resnet50", 0)["fc.weight"])  # the same seed, the same file
+    assert (a["layer1.0.bn1.running_var"] >= 0.5).all()

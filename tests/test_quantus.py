@@ -1,4 +1,4 @@
-"""Cross-checks of interp_helpers.metrics.faithfulness and .sanity against Quantus 0.6 (Hedström et al. 2023, JMLR), a test-only dependency.
+"""Cross-checks of interp_helpers.evaluation against Quantus 0.6 (Hedström et al. 2023, JMLR), a test-only dependency.
 
 * **Deletion vs ``quantus.PixelFlipping``.** Same model, same map, same baseline, same step size: the curves
   agree to float32 rounding once Quantus's conventions are aligned with ours. The conventions that differ
@@ -37,11 +37,10 @@ import pytest
 import torch
 from torch import nn
 
-quantus = pytest.importorskip("quantus", reason="quantus is a test-only dependency (pip install -e .[test])")
+from interp_helpers.evaluation import deletion_curve, randomization_test
+from interp_helpers.methods import gradient
 
-from interp_helpers.metrics.faithfulness import deletion_curve  # noqa: E402
-from interp_helpers.metrics.sanity import randomization_test  # noqa: E402
-from interp_helpers.attribution.gradient import gradient  # noqa: E402
+quantus = pytest.importorskip("quantus", reason="quantus is a test-only dependency (pip install -e .[test])")
 
 N, C, H, W = 3, 3, 12, 12
 PIXELS_PER_STEP = 4
@@ -95,7 +94,7 @@ def test_deletion_equals_quantus_pixel_flipping_zero_baseline():
         model = _small_cnn()
     x, amap = _inputs(), _pixel_map()
     target = model(x).argmax(dim=1).detach()
-    ours = deletion_curve(model, x, target, amap, steps=STEPS, baseline="zero")
+    ours = deletion_curve(amap, model, x, target, steps=STEPS, baseline="zero")
     theirs = _pixel_flipping(model, x, amap, target, 0.0)
     assert theirs.shape == (N, STEPS)
     np.testing.assert_allclose(theirs, ours.scores[:, 1:], rtol=0, atol=1e-6)
@@ -112,10 +111,10 @@ def test_deletion_equals_quantus_black_baseline_as_a_per_image_minimum():
     x, amap = _inputs(), _pixel_map()
     target = torch.tensor([0, 3, 4])
     black = x.amin(dim=(1, 2, 3), keepdim=True)  # Quantus's "black": the image's minimum over all channels
-    ours = deletion_curve(model, x, target, amap, steps=STEPS, baseline=black)
+    ours = deletion_curve(amap, model, x, target, steps=STEPS, baseline=black)
     theirs = _pixel_flipping(model, x, amap, target, "black")
     np.testing.assert_allclose(theirs, ours.scores[:, 1:], rtol=0, atol=1e-6)
-    zero = deletion_curve(model, x, target, amap, steps=STEPS, baseline="zero")
+    zero = deletion_curve(amap, model, x, target, steps=STEPS, baseline="zero")
     assert np.abs(zero.scores - ours.scores).max() > 1e-3  # "black" is not our "zero"
 
 
@@ -157,10 +156,6 @@ def _resettable_stages(model: nn.Module) -> OrderedDict:
     return OrderedDict((q, q) for q, m in model.named_modules() if q and hasattr(m, "reset_parameters"))
 
 
-def _explain_ours(model, inputs, target):
-    return gradient(model, inputs, target)
-
-
 def _explain_quantus(model, inputs, targets, **kwargs):
     x = torch.as_tensor(inputs, dtype=torch.float32)
     return gradient(model, x, torch.as_tensor(targets)).abs().sum(dim=1, keepdim=True).numpy()
@@ -180,7 +175,7 @@ def test_randomization_equals_quantus_mprt_with_deterministic_resets():
     target = model(x).argmax(dim=1).detach()
     stages = _resettable_stages(model)
     assert list(stages) == ["0", "1", "3", "7"]  # conv, batch norm, conv, linear
-    ours = randomization_test(model, x, target, _explain_ours, stages=stages, seed=0)
+    ours = randomization_test(gradient, model, x, target, stages=stages, seed=0)
     theirs = _mprt(model, x, target)
     assert list(theirs) == list(ours.steps) == ["original", "7", "3", "1", "0"]
     for k, step in enumerate(ours.steps):
@@ -194,7 +189,7 @@ def test_randomization_follows_quantus_mprt_trend_with_default_resets():
     x = _inputs()
     target = model(x).argmax(dim=1).detach()
     stages = _resettable_stages(model)
-    ours = randomization_test(model, x, target, _explain_ours, stages=stages, seed=0)
+    ours = randomization_test(gradient, model, x, target, stages=stages, seed=0)
     theirs = _mprt(model, x, target)
     assert list(theirs) == list(ours.steps)
     ours_mean = ours.spearman.mean(axis=1)

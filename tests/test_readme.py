@@ -12,7 +12,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_helper_package_example_runs_and_its_claims_hold():
     text = README.read_text()
     section = text[text.index("## The helper package"):]
-    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    code = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL).group(1)
     ns: dict = {}
     exec(compile(code, str(README), "exec"), ns)  # noqa: S102 -- the documented example, as a reader runs it
     ih, model, x = ns["ih"], ns["model"], ns["x"]

@@ -34,17 +34,18 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Self
 
 import psutil
 import torch
+import torchvision
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from interp_helpers import models as M  # noqa: E402
-
-from tools.tutorial import execute_notebook  # noqa: E402
+from interp_helpers import models as M
+from tools.tutorial import execute_notebook
 
 DEFAULT_NOTEBOOKS = ("01", "02", "03", "05")
 DEFAULT_MODELS = ("resnet50", "densenet121")
@@ -73,11 +74,14 @@ def legacy_densenet_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 def random_state(name: str, seed: int) -> dict[str, torch.Tensor]:
     """A state dict of ``name`` in which every entry is drawn from ``seed`` (batch-norm statistics included).
 
-    Weights keep their default initialisation's scale; batch-norm scales are near 1, shifts and
-    running means near 0 and running variances in [0.5, 1.5], so activations stay finite.
+    Weights keep the scale of torchvision's initialisation; batch-norm scales are near 1, shifts and
+    running means near 0 and running variances in [0.5, 1.5], so activations stay finite. The same seed
+    gives the same state; torch's global random state is left as it was.
     """
     gen = torch.Generator().manual_seed(seed)
-    module = M._build(name)
+    with torch.random.fork_rng(devices=[]):  # torchvision's initialisation draws from the global generator
+        torch.manual_seed(seed)
+        module = torchvision.models.get_model(name, weights=None)
     state = {}
     for key, value in module.state_dict().items():
         if key.endswith("num_batches_tracked"):
@@ -91,12 +95,19 @@ def random_state(name: str, seed: int) -> dict[str, torch.Tensor]:
     return state
 
 
+def standin_path(name: str, weights: str = "pretrained") -> Path:
+    """Where torchvision's cache keeps ``name``'s ``weights``: ``torch.hub.get_dir()/checkpoints/<the URL's file>``."""
+    enum = torchvision.models.get_model_weights(name)
+    entry = enum[M.ORIGINAL_WEIGHTS[name] if weights == "pretrained" else weights]
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(entry.url).name
+
+
 def write_standin(name: str, weights: str = "pretrained", seed: int = 0) -> Path:
     """Save a random-weight stand-in in the published format at the cache path of ``name``'s ``weights``.
 
     The cache is ``torch.hub.get_dir()`` (set ``TORCH_HOME`` first). Returns the path.
     """
-    path = M.torchvision_checkpoint_path(name, weights)
+    path = standin_path(name, weights)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = random_state(name, seed)
     if name == "densenet121":  # the published densenet121-a639ec97.pth: legacy names, legacy serialisation
@@ -160,7 +171,7 @@ class PeakMemory:
     def peak_bytes(self) -> int:
         return sum(self.per_pid.values())
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -225,7 +236,7 @@ def check(notebooks: list[str], models: list[str], out_dir: Path, *, timeout: in
                     try:
                         _execute(path, quick=quick, timeout=timeout, output=output, env=env)
                         ok = True
-                    except Exception as exc:  # report and go on with the next notebook
+                    except Exception as exc:  # noqa: BLE001 - report and go on with the next notebook
                         ok = False
                         note = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
                 seconds = time.perf_counter() - start
@@ -274,9 +285,11 @@ def main(argv: list[str] | None = None) -> int:
                  abort_gb=args.abort_gb, quick=not args.full)
     load_after = os.getloadavg()
     machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, "
-               f"{psutil.virtual_memory().total / 2**30:.0f} GB RAM, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+               f"{psutil.virtual_memory().total / 2**30:.0f} GB RAM, "
+               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     print()
-    print(f"mode: {'full' if args.full else 'quick'}; machine: {machine}; load average before {load_before[0]:.1f}, after {load_after[0]:.1f}")
+    print(f"mode: {'full' if args.full else 'quick'}; machine: {machine}; "
+          f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f}")
     print(table(runs))
     (args.out / "results.json").write_text(json.dumps(
         {"machine": machine, "load_before": load_before, "load_after": load_after,

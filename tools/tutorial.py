@@ -12,15 +12,15 @@ Commands (the Makefile calls them; every path can be passed in)::
         render the site from notebooks as they are, executing nothing.
 
 Every kernel runs torch with a bounded thread count and a passive OpenMP wait policy (see
-:func:`kernel_environment`); a notebook that runs past its time is stopped and its kernel shut
-down (see :func:`execute_notebook`). Executed notebooks keep no progress-bar widgets: a viewer
-without widgets would show their first frame ("0%|"), so they are dropped and the notebook
-shows the final state of text bars or nothing (see :func:`clean_outputs`).
+:func:`kernel_environment` and ``tools/threads.py``); a notebook that runs past its time is stopped
+and its kernel shut down (see :func:`execute_notebook`). Executed notebooks keep no progress-bar
+widgets: a viewer without widgets would show their first frame ("0%|"), so they are dropped and
+the notebook shows the final state of text bars or nothing (see :func:`clean_outputs`).
 """
 from __future__ import annotations
 
 import argparse
-import atexit
+import asyncio
 import base64
 import html
 import importlib.metadata
@@ -29,15 +29,17 @@ import io
 import os
 import re
 import shutil
-import signal
 import sys
-import threading
 import time
-from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+
+from tools.threads import set_thread_defaults, torch_threads
+
+__all__ = ["clean_outputs", "execute_notebook", "kernel_environment", "notebook_paths", "plain_text", "render_site",
+           "set_thread_defaults", "summary_of", "torch_threads"]  # torch_threads: tests compare kernels' settings
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -60,37 +62,10 @@ def notebook_paths(folder: Path = NOTEBOOK_DIR) -> list[Path]:
     return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
 
 
-def torch_threads() -> int:
-    """Threads for torch in a kernel: the usable cores, at most 2.
-
-    Measured on the 2-core development machine (README, "Threads and busy machines"): with
-    the OpenMP default (threads spin while they wait) a 2-thread torch run was 7-14x slower
-    when two other CPU-bound processes competed; with ``OMP_WAIT_POLICY=PASSIVE`` it slowed
-    down about as much as its share of the CPU shrank. Set ``OMP_NUM_THREADS`` to override.
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 2))
-
-
-def set_thread_defaults(env: MutableMapping[str, str]) -> MutableMapping[str, str]:
-    """Unless ``env`` sets them: ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` = :func:`torch_threads` and
-    ``OMP_WAIT_POLICY=PASSIVE``; an empty variable counts as unset, as it does for OpenMP. Returns ``env``."""
-    for name, value in (("OMP_NUM_THREADS", str(torch_threads())), ("OMP_WAIT_POLICY", "PASSIVE")):
-        if not env.get(name):
-            env[name] = value
-    if not env.get("MKL_NUM_THREADS"):
-        env["MKL_NUM_THREADS"] = env["OMP_NUM_THREADS"]
-    return env
-
-
 def kernel_environment(base: dict[str, str] | None = None, *, quick: bool) -> dict[str, str]:
-    """The environment of a notebook kernel: ``base`` (default: this process's) plus
-
-    ``INTERP_QUICK`` (from ``quick``), the inline figure backend, and, unless ``base`` sets them,
-    the thread defaults of :func:`set_thread_defaults`. (They must be in the environment before the kernel imports torch, hence here.)
+    """The environment of a notebook kernel: ``base`` (default: this process's) plus ``INTERP_QUICK`` (from
+    ``quick``), the inline figure backend, and, unless ``base`` sets them, the thread defaults of
+    :func:`set_thread_defaults` (they must be in the environment before the kernel imports torch).
     """
     env = dict(os.environ if base is None else base)
     env["INTERP_QUICK"] = "1" if quick else "0"
@@ -127,29 +102,6 @@ def clean_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def _kernel_process(km):
-    provisioner = getattr(km, "provisioner", None)
-    return getattr(provisioner, "process", None)
-
-
-def _kill_kernel(km) -> None:
-    """Kill the kernel process of ``km`` (and its process group, when it leads one) and reap it."""
-    proc = _kernel_process(km)
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        if os.getpgid(proc.pid) == proc.pid:
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=10)
-    except Exception:  # noqa: BLE001 - best effort: the process was sent SIGKILL
-        pass
-
-
 def execute_notebook(
     path: Path,
     *,
@@ -166,14 +118,17 @@ def execute_notebook(
         quick: quick mode (``INTERP_QUICK=1``) or full mode.
         output: where the executed notebook goes (``None``: back to ``path``). Outputs are
             cleaned first (:func:`clean_outputs`). Nothing is written when execution fails.
-        cell_timeout: seconds one cell may run (``CellTimeoutError`` after that).
-        total_timeout: seconds the whole notebook may run (``None``: no limit); past it the
-            kernel is killed and ``TimeoutError`` is raised.
+        cell_timeout: seconds one cell may run (nbclient's ``CellTimeoutError`` after that).
+        total_timeout: seconds the whole notebook may run, kernel start included (``None``: no
+            limit); past it, ``TimeoutError``.
         env: the kernel's environment before :func:`kernel_environment` adds to it
             (default: this process's).
 
-    However execution ends -- success, a failing cell, a timeout, or an exception raised in this
-    process while the kernel runs (e.g. by pytest-timeout's alarm) -- the kernel is shut down.
+    Uses nbclient's public API only: ``NotebookClient.async_execute`` runs in its own event loop
+    (``asyncio.run``), with ``asyncio.wait_for`` for the total time. However execution ends -- success,
+    a failing cell, a timeout, or an exception raised in this process while the kernel runs (e.g. by
+    pytest-timeout's alarm) -- the execution task is cancelled or finishes, and nbclient's own clean-up
+    (``setup_kernel``'s ``finally``, ``shutdown_kernel="immediate"``) shuts the kernel down.
     """
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
@@ -185,42 +140,26 @@ def execute_notebook(
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
             raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb, timeout=cell_timeout, kernel_name="python3", shutdown_kernel="immediate",
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    km = client.create_kernel_manager()
-    client.km = km
-    timed_out = threading.Event()
+    client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", shutdown_kernel="immediate",
+                            resources={"metadata": {"path": str(path.parent)}})
 
-    def stop() -> None:
-        timed_out.set()
-        _kill_kernel(km)
+    async def run() -> None:
+        try:
+            await asyncio.wait_for(client.async_execute(env=kernel_environment(env, quick=quick)), total_timeout)
+        except DeadKernelError:  # nbclient reports a cancelled cell as a dead kernel
+            if asyncio.current_task().cancelling():  # cancelled from outside (an exception in this process)
+                raise asyncio.CancelledError from None
+            raise
 
-    watchdog = threading.Timer(total_timeout, stop) if total_timeout is not None else None
     start = time.perf_counter()
     try:
-        if watchdog is not None:
-            watchdog.daemon = True
-            watchdog.start()
-        try:
-            client.execute(env=kernel_environment(env, quick=quick))
-        except DeadKernelError as exc:
-            if timed_out.is_set():
-                raise TimeoutError(
-                    f"{path.name} did not finish within total_timeout={total_timeout} s; its kernel was shut down"
-                ) from exc
-            raise
-    finally:
-        if watchdog is not None:
-            watchdog.cancel()
-        _kill_kernel(km)  # a no-op when nbclient already shut the kernel down
-        atexit.unregister(client._cleanup_kernel)  # registered by nbclient; left behind by an interrupted run
-        if getattr(client, "kc", None) is not None:
-            try:
-                client.kc.stop_channels()
-            except Exception:  # noqa: BLE001 - best effort after an interrupted run
-                pass
+        asyncio.run(run())
+    except (TimeoutError, DeadKernelError) as exc:
+        if total_timeout is not None and time.perf_counter() - start >= total_timeout:
+            raise TimeoutError(
+                f"{path.name} did not finish within total_timeout={total_timeout} s; its kernel was shut down"
+            ) from exc
+        raise
     seconds = time.perf_counter() - start
     nbformat.write(clean_outputs(nb), Path(output) if output is not None else path)
     return seconds
@@ -379,14 +318,16 @@ def _api_page(nav: str) -> str:
         kind = "class" if inspect.isclass(obj) else ("function" if callable(obj) else "constant")
         doc = inspect.getdoc(obj) if kind != "constant" else f"= {obj!r}"
         entry = (f'<h3 id="{html.escape(name)}"><code>{html.escape(name)}{html.escape(signature)}</code>'
-                 f' <span class="meta">{kind}</span></h3>\n<pre class="doc">{html.escape(doc or "(no docstring)")}</pre>')
+                 f' <span class="meta">{kind}</span></h3>\n'
+                 f'<pre class="doc">{html.escape(doc or "(no docstring)")}</pre>')
         sections.setdefault(module, []).append(entry)
     toc = " · ".join(f'<a href="#{html.escape(n)}">{html.escape(n)}</a>' for n in interp_helpers.__all__)
     body = "\n".join(f"<h2><code>{html.escape(m)}</code></h2>\n" + "\n".join(es) for m, es in sections.items())
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>interp_helpers: the helper API</title>'
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<title>interp_helpers: the helper API</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head><body>'
-            f"{nav}<h1>The helper API</h1><p class=\"lead\">Every name in <code>interp_helpers.__all__</code>, with its "
-            f"signature and docstring (import them with <code>import interp_helpers as ih</code>).</p>"
+            f"{nav}<h1>The helper API</h1><p class=\"lead\">Every name in <code>interp_helpers.__all__</code>, "
+            "with its signature and docstring (import them with <code>import interp_helpers as ih</code>).</p>"
             f'<p class="meta">{toc}</p>{body}{nav}</body></html>\n')
 
 
@@ -427,7 +368,8 @@ def render_site(notebooks: list[Path] | None = None, site: Path = SITE_DIR) -> P
     (site / api).write_text(_api_page(_nav(links[-2], back_to_start)), encoding="utf-8")
     items = []
     for page in pages:
-        thumb = (f'<img alt="first figure of {html.escape(page.title)}" src="{page.thumbnail}" width="220" height="140">'
+        thumb = (f'<img alt="first figure of {html.escape(page.title)}" src="{page.thumbnail}" '
+                 'width="220" height="140">'
                  if page.thumbnail else "")
         items.append(
             f'<li>{thumb}<div><a href="{html.escape(page.html_name)}">{html.escape(page.title)}</a>'

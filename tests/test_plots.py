@@ -1,4 +1,4 @@
-"""Known-answer and bad-input tests for interp_helpers.plotting.maps (and the re-exported reduce_channels)."""
+"""interp_helpers.plots: what is drawn is the map as scaled, one shared scale bar, legible text, bad inputs."""
 from __future__ import annotations
 
 import importlib
@@ -6,20 +6,19 @@ import subprocess
 import sys
 
 import matplotlib
+import matplotlib.pyplot as plt  # the backend is Agg (tests/conftest.py)
+import numpy as np
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-import interp_helpers as ih  # noqa: E402
-from interp_helpers import maps, plotting  # noqa: E402
-from interp_helpers.maps import reduce_channels  # noqa: E402
-from interp_helpers.plotting.maps import (  # noqa: E402
+from interp_helpers import plots
+from interp_helpers.maps import REDUCTIONS, reduce_channels
+from interp_helpers.plots import (
     image_grid,
     normalize_map,
+    plot_cascade_maps,
+    plot_curves,
+    plot_randomization,
     scale_bar,
     show_diverging,
     show_heatmap,
@@ -43,24 +42,13 @@ A = np.array(
 )  # (C=3, H=2, W=2)
 
 
-def test_reduce_channels_known_answers():
-    # interp_helpers.reduce_channels is the one reduction of interp_helpers.maps; plotting keeps no copy
-    assert ih.reduce_channels is maps.reduce_channels
-    assert not hasattr(plotting, "reduce_channels") and "reduce_channels" not in plotting.maps.__all__
-    np.testing.assert_array_equal(reduce_channels(A, "max_abs"), [[4.0, 2.0], [0.5, 3.0]])
-    np.testing.assert_array_equal(reduce_channels(A, "sum"), [[-1.0, -1.0], [0.0, 1.0]])
-    np.testing.assert_array_equal(reduce_channels(A, "abs_sum"), [[7.0, 3.0], [1.0, 7.0]])
-    np.testing.assert_array_equal(reduce_channels(A), [[7.0, 3.0], [1.0, 7.0]])  # default: maps.DEFAULT_REDUCTION
-    assert maps.DEFAULT_REDUCTION == "abs_sum"
-
-
 def test_unsigned_panels_default_to_abs_sum_and_diverging_to_sum():
     import inspect
 
     for draw in (show_heatmap, show_overlay):
-        assert inspect.signature(draw).parameters["reduction"].default == maps.DEFAULT_REDUCTION == "abs_sum"
+        assert inspect.signature(draw).parameters["reduction"].default == "abs_sum"
     assert inspect.signature(show_diverging).parameters["reduction"].default == "sum"
-    for reduction in maps.REDUCTIONS:  # every reduction of maps is accepted, and it is the one applied
+    for reduction in REDUCTIONS:  # every reduction of maps is accepted, and it is the one applied
         ax = show_heatmap(A, reduction=reduction, colorbar=False)
         np.testing.assert_allclose(ax.images[0].get_array(), normalize_map(reduce_channels(A, reduction)))
 
@@ -124,7 +112,7 @@ def test_constant_map_gives_zeros():
 
 
 def test_heatmap_draws_the_normalized_map():
-    fig, ax = plt.subplots()
+    _fig, ax = plt.subplots()
     assert show_heatmap(A, ax=ax, title="t") is ax
     drawn = ax.images[0].get_array()
     np.testing.assert_allclose(drawn, normalize_map(reduce_channels(A, "abs_sum")))
@@ -160,7 +148,7 @@ def test_maps_state_their_scale_in_a_colourbar_by_default():
     show_overlay(np.zeros((2, 2, 3)), A, ax=ax, percentile=99.5)
     assert _bar_labels(ax) == (["min", "≥p99.5"], "scaled to own p99.5")
     # the bar uses the same colour map and range as the panel
-    bar = [o for o in fig.axes if o is not ax][0]._colorbar
+    bar = next(o for o in fig.axes if o is not ax)._colorbar
     assert bar.cmap.name == "inferno" and (bar.vmin, bar.vmax) == (0.0, 1.0)
 
 
@@ -197,7 +185,7 @@ def test_overlay_and_image_accept_hwc_and_chw():
 
 
 def test_smooth_blurs_the_reduced_map_before_scaling():
-    """smooth= is interp_helpers.maps.gaussian_blur: scipy's gaussian_filter, edges 'nearest', cut at 3 sigma."""
+    """smooth= is scipy's gaussian_filter, edges 'nearest', cut at 3 sigma (as 0.3 did)."""
     from scipy.ndimage import gaussian_filter
 
     def blur(m, sigma):
@@ -220,9 +208,9 @@ def test_smooth_blurs_the_reduced_map_before_scaling():
 
 def test_image_grid_shapes_and_labels():
     fig, axes = image_grid(2, 3, row_labels=["a", "b"], col_labels=["x", "y", "z"], title="T")
-    assert axes.shape == (2, 3)
+    assert axes.shape == (2, 3) and fig.get_suptitle() == "T"
     assert axes[1, 0].get_ylabel() == "b" and axes[0, 2].get_title() == "z"
-    fig, axes = image_grid(1, 1)
+    _, axes = image_grid(1, 1)
     assert axes.shape == (1, 1)
 
 
@@ -263,27 +251,15 @@ def test_bad_arguments(call, exc, pattern):
 def test_import_changes_no_rcparams():
     code = (
         "import matplotlib; before = dict(matplotlib.rcParams);"
-        "import interp_helpers.plotting.maps;"
+        "import interp_helpers.plots;"
         "assert dict(matplotlib.rcParams) == before; print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
     before = dict(matplotlib.rcParams)
-    importlib.reload(plotting)
+    importlib.reload(plots)
     show_heatmap(A)
     assert dict(matplotlib.rcParams) == before
-
-
-def test_setup_notebook_raises_figure_dpi_to_100_and_never_lowers_it(monkeypatch):
-    from interp_helpers.notebook import MIN_FIGURE_DPI, setup_notebook
-
-    monkeypatch.setenv("INTERP_QUICK", "1")
-    with matplotlib.rc_context({"figure.dpi": 64}):
-        setup_notebook(None, verbose=False)
-        assert matplotlib.rcParams["figure.dpi"] == MIN_FIGURE_DPI == 100
-    with matplotlib.rc_context({"figure.dpi": 150}):
-        setup_notebook(None, verbose=False)
-        assert matplotlib.rcParams["figure.dpi"] == 150
 
 
 # --------------------------------------------------------------------------- one shared scale bar
@@ -337,10 +313,9 @@ def test_per_panel_bars_are_scale_bar_for_one_axes():
     show_diverging(A, ax=a1, percentile=97)
     a2.imshow(np.zeros((2, 2)))
     direct = scale_bar(fig, a2, signed=True, percentile=97)
-    drawn = [b for b in _bars(fig) if b is not direct][0]
+    drawn = next(b for b in _bars(fig) if b is not direct)
     assert _ticks(drawn) == _ticks(direct) and drawn.ax.get_ylabel() == direct.ax.get_ylabel()
     assert drawn.cmap.name == direct.cmap.name and (drawn.vmin, drawn.vmax) == (direct.vmin, direct.vmax)
-    assert not hasattr(plotting.maps, "_scale_bar")
 
 
 @pytest.mark.parametrize(
@@ -365,17 +340,6 @@ def test_scale_bar_bad_arguments(call, exc, pattern):
     assert _bars(fig) == []
 
 
-def test_importing_plotting_loads_no_matplotlib():
-    code = (
-        "import sys, interp_helpers.plotting, interp_helpers.plotting.tabular, interp_helpers.plotting.evaluation;"
-        "heavy = [m for m in ('matplotlib', 'matplotlib.pyplot', 'shap', 'pandas', 'scipy', 'skimage',"
-        " 'interp_helpers.metrics.faithfulness') if m in sys.modules];"
-        "print(heavy)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-
-
 def test_a_panel_title_keeps_the_column_label_above_it():
     import matplotlib.pyplot as plt
 
@@ -386,3 +350,96 @@ def test_a_panel_title_keeps_the_column_label_above_it():
     assert axes[1, 1].get_title() == "channel 1"
     assert axes[0, 0].get_title() == "photo"
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- evaluation results
+
+
+def _curve(kind, scores, auc):
+    from interp_helpers.evaluation import CurveResult
+
+    scores = np.asarray(scores, dtype=float)
+    return CurveResult(kind, "zero", "abs_sum", np.linspace(0, 1, scores.shape[1]), scores, np.asarray(auc),
+                       np.zeros(len(scores), dtype=np.int64))
+
+
+def _randomization(steps, spearman, n=2, size=6):
+    from interp_helpers.evaluation import RandomizationResult
+
+    spearman = np.asarray(spearman, dtype=float)
+    maps = np.random.default_rng(0).random((len(steps), n, size, size)).astype(np.float32)
+    return RandomizationResult(tuple(steps), spearman, spearman * 0.5, maps, np.zeros(n, dtype=np.int64))
+
+
+def test_plot_curves_draws_the_mean_and_names_the_auc():
+    curves = {"a": _curve("deletion", [[1.0, 0.5, 0.0], [0.8, 0.2, 0.0]], [0.5, 0.3]),
+              "b": _curve("deletion", [[1.0, 0.9, 0.8], [1.0, 1.0, 1.0]], [0.9, 1.0])}
+    ax = plot_curves(curves, title="t")
+    assert len(ax.lines) == 2 and len(ax.collections) == 2  # the spread of each
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.9, 0.35, 0.0])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a (AUC 0.400)", "b (AUC 0.950)"]
+    assert ax.get_legend().get_title().get_text() == "lower AUC is better"
+    assert "deleted" in ax.get_xlabel() and ax.get_title() == "t"
+    assert len(plot_curves(curves, spread=False).collections) == 0
+    with pytest.raises(ValueError, match="kind"):
+        plot_curves({"d": curves["a"], "i": _curve("insertion", [[0.0, 1.0]], [0.5])})
+    with pytest.raises(TypeError, match="curves"):
+        plot_curves({"a": "not a result"})
+    with pytest.raises(TypeError, match="spread"):
+        plot_curves(curves, spread="no")
+
+
+def test_plot_randomization_draws_mean_over_images_without_nan():
+    steps = ("original", "fc", "conv")
+    results = {"grad": _randomization(steps, [[1, 1], [0.5, np.nan], [0.0, 0.2]]),
+               "flat": _randomization(steps, np.full((3, 2), np.nan))}
+    ax = plot_randomization(results)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [1.0, 0.5, 0.1])  # NaN left out of the mean
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["original", "+ fc", "+ conv"]
+    ax = plot_randomization(results, metric="ssim")
+    assert "SSIM" in ax.get_ylabel()
+    with pytest.raises(ValueError, match="metric"):
+        plot_randomization(results, metric="pearson")
+    with pytest.raises(ValueError, match="steps"):
+        plot_randomization({"a": results["grad"], "b": _randomization(("original", "x"), [[1, 1], [0, 0]])})
+
+
+def test_plot_cascade_maps_rows_columns_and_the_maps_drawn():
+    steps = ("original", "fc", "conv")
+    results = {"grad": _randomization(steps, np.ones((3, 2))), "input": _randomization(steps, np.ones((3, 2)))}
+    fig, axes = plot_cascade_maps(results, image=1, photo=np.zeros((6, 6, 3)))
+    assert axes.shape == (2, 4) and axes[0, 2].get_title() == "+ fc"
+    np.testing.assert_allclose(axes[1, 3].images[0].get_array(), normalize_map(results["input"].maps[2, 1]))
+    fig, axes = plot_cascade_maps(results, steps=["original", "conv"])
+    assert axes.shape == (2, 2) and _bars(fig) == []  # one scale_bar is the caller's to add
+    bad_arguments = [({"image": 2}, "image"), ({"image": True}, "image"), ({"steps": ["original", "nope"]}, "steps"),
+                     ({"steps": "fc"}, "steps")]
+    for bad, match in bad_arguments:
+        with pytest.raises(ValueError, match=match):
+            plot_cascade_maps(results, **bad)
+
+
+def _small_text(fig, minimum=9):
+    """The texts of a drawn figure smaller than ``minimum`` points (9 pt is 12.5 px at 100 dpi)."""
+    fig.canvas.draw()
+    return [(t.get_text(), t.get_fontsize()) for t in fig.findobj(matplotlib.text.Text)
+            if t.get_text() and t.get_visible() and t.get_fontsize() < minimum]
+
+
+def test_figure_text_is_legible():
+    fig, axes = image_grid(2, 3, row_labels=["a", "b"], col_labels=["x", "y", "z"], title="T")
+    for ax in axes.flat:
+        show_heatmap(A, ax=ax, colorbar=False, title="panel")
+    scale_bar(fig, axes[:, 1:])
+    scale_bar(fig, axes[:, 0], signed=True, location="bottom")
+    assert _small_text(fig) == []
+    steps = ("original", "fc")
+    results = {"m": _randomization(steps, np.ones((2, 2)))}
+    fig, axes = plot_cascade_maps(results, title="cascade")
+    scale_bar(fig, axes)
+    assert _small_text(fig) == []
+    for draw in (lambda ax: plot_curves({"a": _curve("insertion", [[0.0, 1.0]], [0.5])}, ax=ax, title="t"),
+                 lambda ax: plot_randomization(results, ax=ax, title="t"), lambda ax: show_diverging(A, ax=ax)):
+        fig, ax = plt.subplots()
+        draw(ax)
+        assert _small_text(fig) == []
