@@ -264,7 +264,8 @@ def noise_tunnel(method: Any, model: Any, inputs: torch.Tensor, target: Any, *, 
     ``stdev_spread``), and returns the mean a_ij (``"smoothgrad"``, Smilkov et al. 2017), the mean of
     a_ij^2 (``"smoothgrad_sq"``, Hooker et al. 2019) or their population variance (``"vargrad"``,
     Adebayo et al. 2018). The noise of copy (i, j) comes from its own generator, seeded by
-    ``(seed, i, j)``: the result does not depend on ``batch_size``. With ``antithetic``, samples 2m
+    ``(seed, i, j)``: the noise does not depend on ``batch_size``, and the result only up to float rounding
+    (batched convolutions sum in another order). With ``antithetic``, samples 2m
     and 2m + 1 get eps and -eps. ``gradient`` and ``gradient_x_input`` are evaluated ``batch_size``
     copies at a time; any other method is called once per sample on all images, as
     ``method(module, noisy_inputs, target)``.
@@ -502,7 +503,8 @@ def expected_gradients(model: Any, inputs: torch.Tensor, target: Any, *, backgro
     activation space, a'_j + t_j (a - a'_j) with a'_j = h(x'_j), through the rest of the network; the
     attributions then sum, in expectation, to f(x) - E[f(x')] at any layer that separates the network
     (a layer bypassed by a skip connection is refused). Draw j of image i comes from the stream
-    ``(seed, i)``: the result does not depend on ``batch_size``, and more samples keep the first draws.
+    ``(seed, i)``: the draws do not depend on ``batch_size`` (the result only up to float rounding), and more
+    samples keep the first draws.
     Returns ``inputs``' shape, or ``(N, *activation shape)`` for a layer.
     """
     return _expected_gradients(model, inputs, target, background, layer, attribute_to, n_samples, batch_size,
