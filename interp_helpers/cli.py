@@ -10,6 +10,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from ._common import DEFAULT_SEED
 from .images import example_images, load_image, make_background
 from .methods import expected_gradients, gradient, smoothgrad
 from .models import MODEL_NAMES, load_model, predict
@@ -38,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="noisy copies (smoothgrad) or draws (expected_gradients, against random crops of the "
                          "bundled photos); default 50")
     ex.add_argument("--noise-level", type=float, default=0.15, help="SmoothGrad noise, fraction of the input range")
-    ex.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ex.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
     ex.add_argument("--out", type=Path, default=None, metavar="FILE.png",
                     help="where to write the figure (default: <image name>_<method>.png)")
     ex.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")

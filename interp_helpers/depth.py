@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .maps import _positive, _size, pool_map, reduce_channels, resize_map, spearman
+from ._common import check_positive, check_size
+from .maps import pool_map, reduce_channels, resize_map, spearman
 
 
 def _stage(attribution: Any) -> torch.Tensor:
@@ -81,7 +82,7 @@ def top_fraction_overlap(a: Any, b: Any, fraction: float = 0.1) -> float:
     x, y = _map(a, "a"), _map(b, "b")
     if x.shape != y.shape:
         raise ValueError(f"a and b must have the same shape, got {x.shape} and {y.shape} (up-sample with layer_map)")
-    k = max(1, math.ceil(_positive(fraction, "fraction", 1.0) * x.size))
+    k = max(1, math.ceil(check_positive(fraction, "fraction", 1.0) * x.size))
     top_x, top_y = (np.argsort(-m.ravel(), kind="stable")[:k] for m in (x, y))
     return float(np.intersect1d(top_x, top_y).size / k)
 
@@ -94,10 +95,10 @@ def agreement_table(maps: Mapping[str, Any], *, fraction: float = 0.1,
     """
     if not isinstance(maps, Mapping) or len(maps) < 2:
         raise ValueError(f"maps must be a mapping of at least two named maps, got {type(maps).__name__}")
-    fraction = _positive(fraction, "fraction", 1.0)
+    fraction = check_positive(fraction, "fraction", 1.0)
     arrays = {str(k): _map(v, f"maps[{k!r}]") for k, v in maps.items()}
     if grid is not None:
-        grid = _size(grid, "grid")
+        grid = check_size(grid, "grid")
         arrays = {k: pool_map(v, grid) for k, v in arrays.items()}
     rows = []
     for (na, a), (nb, b) in itertools.combinations(arrays.items(), 2):

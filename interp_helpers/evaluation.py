@@ -37,16 +37,19 @@ from . import _common
 from ._common import (
     DEFAULT_SEED,
     as_module,
+    as_tensor,
     batch_rows,
     check_choice,
     check_inputs,
     check_int,
+    check_method,
+    check_positive,
     check_seed,
+    check_target,
     frozen_model,
     torch_generator,
 )
-from .maps import REDUCTIONS, _positive, _tensor, reduce_channels, spearman
-from .methods import _check_method, _check_target  # TODO(lead): a public check_target in _common
+from .maps import REDUCTIONS, reduce_channels, spearman
 
 _BASELINES = ("zero", "blur", "mean")
 _OUTPUT = "method(model, inputs, target)"
@@ -58,8 +61,8 @@ def _frozen(values: Any, dtype: Any = np.float64) -> np.ndarray:
     return array
 
 
-def _labelled(results: Any, name: str, kind: type) -> Mapping[str, Any]:
-    """``results`` if it is a non-empty mapping label -> ``kind``, all ``CurveResult`` or all with the same steps."""
+def check_results(results: Any, name: str, kind: type) -> Mapping[str, Any]:
+    """``results`` if it is a non-empty mapping label -> ``kind``; randomization results must share their steps."""
     if not isinstance(results, Mapping) or not results:
         raise ValueError(f"{name} must be a non-empty mapping label -> {kind.__name__}, got {results!r:.80}")
     first = next(iter(results.values()))
@@ -76,13 +79,13 @@ def _prepare(model: Any, inputs: Any, target: Any) -> tuple[nn.Module, torch.Ten
     module, inputs = as_module(model), check_inputs(inputs)
     if callable(target) and not isinstance(target, torch.Tensor):
         raise TypeError(f"target must be class indices here (an int or one per image), got {target!r}")
-    checked = _check_target(target, inputs.shape[0], getattr(model, "num_classes", None), torch.device("cpu"))
+    checked = check_target(target, inputs.shape[0], getattr(model, "num_classes", None), torch.device("cpu"))
     return module, inputs.detach(), checked.index, _common.model_device(module, inputs.device)
 
 
 def _maps(maps: Any, shape: torch.Size, name: str) -> torch.Tensor:
     """Maps for inputs of ``shape`` ``(N, C, H, W)``: ``(N, C, H, W)``, ``(N, 1, H, W)`` or ``(N, H, W)``, as 4-D."""
-    a = _tensor(maps, name)
+    a = as_tensor(maps, name)
     a = a.unsqueeze(1) if a.dim() == 3 else a
     n, c, h, w = shape
     if a.dim() != 4 or a.shape[0] != n or a.shape[1] not in (1, c) or tuple(a.shape[2:]) != (h, w):
@@ -133,9 +136,10 @@ def _baseline(x: torch.Tensor, baseline: Any, blur_sigma: Any) -> torch.Tensor:
         return torch.zeros_like(x)
     if baseline == "mean":
         return x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone()
-    s = _positive(blur_sigma, "blur_sigma")
-    blurred = gaussian_filter(x.cpu().numpy(), (0, 0, s, s), mode="nearest", truncate=3.0)
-    return torch.from_numpy(blurred).to(x.device)
+    s = check_positive(blur_sigma, "blur_sigma")
+    a = x.cpu() if x.dtype in (torch.float32, torch.float64) else x.cpu().float()  # scipy has no float16
+    blurred = gaussian_filter(a.numpy(), (0, 0, s, s), mode="nearest", truncate=3.0)
+    return torch.from_numpy(blurred).to(x.device, x.dtype)
 
 
 def _curve(kind: str, method: Any, model: Any, inputs: Any, target: Any, steps: Any, baseline: Any,
@@ -199,8 +203,7 @@ def deletion_curve(method: Any, model: Any, inputs: torch.Tensor, target: Any, *
         baseline: ``"zero"`` (zeros of the normalised input: the mean colour for ImageNet-normalised
             inputs, RISE's deletion), ``"blur"`` (a Gaussian blur of sigma ``blur_sigma`` pixels, RISE's
             insertion), ``"mean"`` (each image's per-channel mean) or a tensor that broadcasts to ``inputs``.
-        batch_size: perturbed images per forward pass (``None``: the package's pixel budget); results do
-            not depend on it.
+        batch_size: perturbed images per forward pass (``None``: the package's default).
         reduction: how maps are reduced over channels before ranking (see :mod:`interp_helpers.maps`).
         blur_sigma: sigma in pixels of the ``"blur"`` baseline (RISE's code: 5).
     """
@@ -221,7 +224,7 @@ def insertion_curve(method: Any, model: Any, inputs: torch.Tensor, target: Any, 
 
 def auc_table(curves: Mapping[str, CurveResult], image_names: Sequence[str] | None = None) -> pd.DataFrame:
     """AUCs of several maps: one row per label, one column per image, then ``mean`` and ``std`` (``ddof=1``)."""
-    _labelled(curves, "curves", CurveResult)
+    check_results(curves, "curves", CurveResult)
     n = len(next(iter(curves.values())).auc)
     for label, c in curves.items():
         if len(c.auc) != n:
@@ -380,7 +383,7 @@ def randomization_test(method: Any, model: Any, inputs: torch.Tensor, target: An
             parameters are skipped.
         seed: seeds the re-initialisation of each stage; ``None`` draws one. The global RNG is left as found.
     """
-    _check_method(method)
+    check_method(method)
     module, inputs, targets, device = _prepare(model, inputs, target)
     seed = check_seed(seed)
     resolved = _resolve_stages(module, model, stages)
@@ -411,6 +414,6 @@ def randomization_test(method: Any, model: Any, inputs: torch.Tensor, target: An
 def randomization_table(results: Mapping[str, RandomizationResult], metric: str = "spearman") -> pd.DataFrame:
     """Mean similarity over images (NaN left out): one row per label, one column per step of the cascade."""
     metric = check_choice(metric, "metric", ("spearman", "ssim"))
-    _labelled(results, "results", RandomizationResult)
+    check_results(results, "results", RandomizationResult)
     rows = [np.ma.masked_invalid(getattr(r, metric)).mean(axis=1).filled(np.nan) for r in results.values()]
     return pd.DataFrame(rows, index=list(results), columns=list(next(iter(results.values())).steps))

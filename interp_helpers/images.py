@@ -20,7 +20,16 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy.ndimage import gaussian_filter
 
-from ._common import DEFAULT_SEED, check_inputs, check_int, check_number, check_seed, numpy_rng
+from ._common import (
+    DEFAULT_SEED,
+    check_flag,
+    check_inputs,
+    check_int,
+    check_number,
+    check_positive,
+    check_seed,
+    numpy_rng,
+)
 
 MAX_PIXELS = 60_000_000  #: largest image accepted (width x height); more is refused as a decompression bomb
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024  #: largest download accepted from a URL
@@ -168,7 +177,7 @@ def load_image(source: Any, *, timeout: float = 10.0, max_bytes: int = MAX_DOWNL
     decompression bomb. Errors name the source: ``FileNotFoundError`` (missing path), ``ValueError``
     (unknown source, non-image or empty file, bomb, bad array), ``OSError`` (truncated file, failed download).
     """
-    timeout = check_number(timeout, "timeout", low=0.0)
+    timeout = check_positive(timeout, "timeout")
     max_bytes, max_pixels = check_int(max_bytes, "max_bytes"), check_int(max_pixels, "max_pixels")
     if isinstance(source, Image.Image):
         return _to_rgb(ImageOps.exif_transpose(source))
@@ -213,10 +222,7 @@ def random_crops(images: Sequence[Any], n: int, *, seed: int | None = DEFAULT_SE
     if isinstance(images, (str, bytes)) or not isinstance(images, Sequence) or len(images) == 0:
         raise ValueError(f"images must be a non-empty sequence of images, got {images!r:.80}")
     n, size, seed = check_int(n, "n"), check_int(size, "size"), check_seed(seed)
-    if not 0 < check_number(min_scale, "min_scale") <= 1:
-        raise ValueError(f"min_scale must be in (0, 1], got {min_scale!r}")
-    if not isinstance(flip, bool):
-        raise TypeError(f"flip must be True or False, got {flip!r}")
+    min_scale, flip = check_positive(min_scale, "min_scale", 1.0), check_flag(flip, "flip")
     photos = [load_image(i) for i in images]
     crops = []
     for k in range(n):
@@ -254,6 +260,6 @@ def blurred_copies(inputs: torch.Tensor, sigmas: Sequence[float]) -> torch.Tenso
     if isinstance(sigmas, (str, bytes)) or not isinstance(sigmas, Sequence) or len(sigmas) == 0:
         raise ValueError(f"sigmas must be a non-empty sequence of numbers >= 0, got {sigmas!r}")
     sigmas = [check_number(s, f"sigmas[{k}] (pixels)", low=0.0) for k, s in enumerate(sigmas)]
-    a = x.cpu().numpy()
+    a = (x.cpu() if x.dtype in (torch.float32, torch.float64) else x.cpu().float()).numpy()  # scipy has no float16
     copies = np.stack([gaussian_filter(a, (0, 0, s, s), mode="nearest", truncate=3.0) for s in sigmas], axis=1)
-    return torch.from_numpy(copies).reshape(x.shape[0] * len(sigmas), *x.shape[1:]).to(x.device)
+    return torch.from_numpy(copies).reshape(x.shape[0] * len(sigmas), *x.shape[1:]).to(x.device, x.dtype)

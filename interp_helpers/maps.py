@@ -7,7 +7,6 @@ the location. ``"max_abs"``, ``max_c |a_c|``, is Simonyan et al. (2014)'s.
 """
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
@@ -15,39 +14,15 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import spearmanr
 
-from ._common import check_choice, check_number
+from ._common import as_tensor, check_choice, check_size
 
 REDUCTIONS = ("abs_sum", "sum", "max_abs")
-
-
-def _positive(value: Any, name: str, high: float | None = None) -> float:
-    # TODO(lead): an open lower bound in _common.check_number would replace this
-    if check_number(value, name, 0.0, high) > 0:
-        return float(value)
-    raise ValueError(f"{name} must be > 0, got {value!r}")
-
-
-def _size(size: Any, name: str = "size") -> tuple[int, int]:
-    pair = (size, size) if isinstance(size, numbers.Integral) else size
-    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in pair)):
-        raise ValueError(f"{name} must be an int >= 1 or a pair of them, got {size!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def _tensor(value: Any, name: str) -> torch.Tensor:
-    t = torch.from_numpy(value) if isinstance(value, np.ndarray) else value
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}")
-    if t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"{name} must hold real numbers, got dtype {t.dtype}")
-    return t.detach()
 
 
 def reduce_channels(attribution: Any, reduction: str = "abs_sum") -> Any:
     """Collapse the channel axis of ``(..., C, H, W)`` maps to ``(..., H, W)``; a tensor or an array, as given."""
     reduction = check_choice(reduction, "reduction", REDUCTIONS)
-    a = _tensor(attribution, "attribution")
+    a = as_tensor(attribution, "attribution")
     if a.dim() < 3:
         raise ValueError(f"attribution must have shape (..., C, H, W), got {tuple(a.shape)}")
     out = a.sum(-3) if reduction == "sum" else a.abs().sum(-3) if reduction == "abs_sum" else a.abs().amax(-3)
@@ -55,10 +30,10 @@ def reduce_channels(attribution: Any, reduction: str = "abs_sum") -> Any:
 
 
 def _resample(saliency: Any, size: Any, pool: bool) -> Any:
-    t = _tensor(saliency, "saliency").to(device="cpu", dtype=torch.float64)
+    t = as_tensor(saliency, "saliency").to(device="cpu", dtype=torch.float64)
     if t.dim() not in (2, 3) or min(t.shape[-2:]) < 1 or not torch.isfinite(t).all():
         raise ValueError(f"saliency must be a finite 2-D map (H, W) or a batch (N, H, W), got {tuple(t.shape)}")
-    h, w = _size(size)
+    h, w = check_size(size)
     if pool and (h > t.shape[-2] or w > t.shape[-1]):
         raise ValueError(f"size {(h, w)} must not exceed the map's shape {tuple(t.shape[-2:])}")
     batch = t.reshape(-1, 1, *t.shape[-2:])  # bilinear with align_corners=False: each cell covers its patch
@@ -79,8 +54,8 @@ def pool_map(saliency: Any, size: int | tuple[int, int]) -> Any:
 
 def spearman(a: Any, b: Any) -> float:
     """Spearman's rank correlation of two maps (``scipy.stats.spearmanr``); NaN if either is constant (no ranking)."""
-    x = _tensor(a, "a").cpu().double().reshape(-1).numpy()
-    y = _tensor(b, "b").cpu().double().reshape(-1).numpy()
+    x = as_tensor(a, "a").cpu().double().reshape(-1).numpy()
+    y = as_tensor(b, "b").cpu().double().reshape(-1).numpy()
     if x.size != y.size:
         raise ValueError(f"a and b must have the same number of values, got {x.size} and {y.size}")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):

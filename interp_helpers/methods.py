@@ -19,14 +19,17 @@ from torch import nn
 from . import _common
 from ._common import (
     DEFAULT_SEED,
+    Target,
     as_module,
     batch_rows,
     check_choice,
     check_flag,
     check_inputs,
     check_int,
+    check_method,
     check_number,
     check_seed,
+    check_target,
     frozen_model,
     numpy_rng,
     torch_generator,
@@ -39,62 +42,12 @@ VARIANTS = ("smoothgrad", "smoothgrad_sq", "vargrad")
 # --------------------------------------------------------------------------- targets and the device policy
 
 
-class _Target:
-    """A checked target for a batch of rows: class indices ``(B,)`` on the model's device, or a score callable."""
-
-    def __init__(self, index: torch.Tensor | None, fn: Callable | None, top: int) -> None:
-        self.index, self.fn, self.top = index, fn, top
-
-    def rows(self, which: torch.Tensor | slice) -> _Target:
-        """The target of the rows ``which`` (indices into this target's rows)."""
-        return _Target(None if self.index is None else self.index[which], self.fn, self.top)
-
-    @property
-    def argument(self) -> Any:
-        """What to pass on to another method as its ``target``."""
-        return self.fn if self.fn is not None else self.index
-
-    def score(self, logits: Any) -> torch.Tensor:
-        """One score per row of the logits ``(B, K)``: the target logit, or ``target(logits)``."""
-        n = len(self.index) if self.index is not None else None
-        if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or (n is not None and logits.shape[0] != n):
-            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            raise ValueError(f"model must map a batch of images to (N, K) logits, it returned {shape}")
-        if self.fn is None:
-            if self.top >= logits.shape[1]:
-                raise ValueError(f"target out of range [0, {logits.shape[1]}) of the model's logits: {self.top}")
-            return logits.gather(1, self.index.view(-1, 1)).squeeze(1)
-        out = self.fn(logits)
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (logits.shape[0],) or not out.is_floating_point():
-            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(f"target callable must map logits (B, K) to one floating score per row (B,), got {got}")
-        return out
-
-
-def _check_target(target: Any, n: int, num_classes: int | None, device: torch.device) -> _Target:
-    if callable(target) and not isinstance(target, torch.Tensor):
-        return _Target(None, target, 0)
-    try:
-        t = torch.as_tensor(target if isinstance(target, torch.Tensor) else np.asarray(target)).detach().cpu()
-    except (TypeError, ValueError, RuntimeError):
-        t = None
-    if t is None or t.dtype in (torch.bool, torch.complex64) or t.is_floating_point() or t.numel() == 0:
-        raise ValueError(f"target must be a class index, one per image, or a score callable, got {target!r:.80}")
-    t = t.long().expand(n) if t.dim() == 0 else t.reshape(-1).long()
-    if t.numel() != n:
-        raise ValueError(f"target must hold one class index per input ({n}), got {t.numel()}")
-    top = int(t.max())
-    if int(t.min()) < 0 or (num_classes is not None and top >= num_classes):
-        raise ValueError(f"target out of range [0, {num_classes}): {t.tolist()}")
-    return _Target(t.to(device), None, top)
-
-
 class _Call(NamedTuple):
     """A checked method call: the module, the inputs on its device, the target, and where results go."""
 
     module: nn.Module
     x: torch.Tensor
-    target: _Target | None
+    target: Target | None
     home: torch.device
     dtype: torch.dtype
 
@@ -109,19 +62,14 @@ def _prepare(model: Any, inputs: Any, target: Any, *, need_target: bool = True) 
     device = _common.model_device(module, inputs.device)
     checked = None
     if need_target:
-        checked = _check_target(target, inputs.shape[0], getattr(model, "num_classes", None), device)
+        checked = check_target(target, inputs.shape[0], getattr(model, "num_classes", None), device)
     return _Call(module, inputs.detach().to(device), checked, inputs.device, inputs.dtype)
-
-
-def _check_method(method: Any) -> None:
-    if not callable(method):
-        raise TypeError(f"method must be a callable method(model, inputs, target), got {type(method).__name__}")
 
 
 # --------------------------------------------------------------------------- gradient, gradient x input
 
 
-def _grad(module: nn.Module, x: torch.Tensor, target: _Target) -> torch.Tensor:
+def _grad(module: nn.Module, x: torch.Tensor, target: Target) -> torch.Tensor:
     """d score / d x for every row of the batch in one backward pass (rows are independent in eval mode)."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
@@ -130,7 +78,7 @@ def _grad(module: nn.Module, x: torch.Tensor, target: _Target) -> torch.Tensor:
     return torch.zeros_like(x) if grad is None else grad
 
 
-def _grad_x_input(module: nn.Module, x: torch.Tensor, target: _Target) -> torch.Tensor:
+def _grad_x_input(module: nn.Module, x: torch.Tensor, target: Target) -> torch.Tensor:
     return _grad(module, x, target).mul_(x)
 
 
@@ -199,7 +147,7 @@ def add_noise(inputs: torch.Tensor, noise_level: float, *, seed: int | None = DE
 def _noise_tunnel(method: Any, model: Any, inputs: Any, target: Any, counts: list[int], noise_level: Any,
                   variant: Any, batch_size: Any, seed: Any, antithetic: Any) -> list[torch.Tensor]:
     """The estimate after each of the increasing sample ``counts``, from one run."""
-    _check_method(method)
+    check_method(method)
     call = _prepare(model, inputs, target)
     sigmas = _sigmas(call.x, check_number(noise_level, "noise_level", low=0.0))
     variant = check_choice(variant, "variant", VARIANTS)
@@ -268,7 +216,7 @@ def noise_tunnel(method: Any, model: Any, inputs: torch.Tensor, target: Any, *, 
     (batched convolutions sum in another order). With ``antithetic``, samples 2m
     and 2m + 1 get eps and -eps. ``gradient`` and ``gradient_x_input`` are evaluated ``batch_size``
     copies at a time; any other method is called once per sample on all images, as
-    ``method(module, noisy_inputs, target)``.
+    ``method(module, noisy_inputs, target)`` (give it its own ``batch_size``).
     """
     return _noise_tunnel(method, model, inputs, target, [check_int(n_samples, "n_samples")], noise_level,
                          variant, batch_size, seed, antithetic)[0]
@@ -565,8 +513,8 @@ def shap_gradient_explainer(model: Any, inputs: torch.Tensor, target: Any, *, ba
     try:
         with frozen_model(call.module) as m:
             for images, k in groups:
-                target = _Target(None, k, 0) if callable(k) else None
-                score = target.score if target else (lambda z, k=k: _Target(torch.full((len(z),), k), None, k).score(z))
+                target = Target(None, k, 0) if callable(k) else None
+                score = target.score if target else (lambda z, k=k: Target(torch.full((len(z),), k, device=z.device), None, k).score(z))
                 wrapped = _Score(m, score)
                 spec = wrapped if layer is None else (wrapped, layer)
                 explainer = shap.GradientExplainer(spec, background.to(x.device), batch_size=rows)

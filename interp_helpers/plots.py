@@ -24,9 +24,9 @@ from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure, SubFigure
 from scipy.ndimage import gaussian_filter
 
-from ._common import check_choice, check_int, check_number
-from .evaluation import CurveResult, RandomizationResult, _labelled
-from .maps import _positive, reduce_channels
+from ._common import check_choice, check_flag, check_int, check_number, check_positive
+from .evaluation import CurveResult, RandomizationResult, check_results
+from .maps import reduce_channels
 
 #: Colour map of the unsigned panels and their scale bars.
 HEAT_CMAP = "inferno"
@@ -34,12 +34,6 @@ HEAT_CMAP = "inferno"
 DIVERGING_CMAP = "RdBu_r"
 #: The smallest font size of a figure's text, in points (legible at 100 dpi).
 FONT = 9
-
-
-def _flag(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _chw(x: Any, name: str, *, photo: bool = False) -> np.ndarray:
@@ -102,7 +96,7 @@ def scale_bar(fig: Any, axes: Any, *, cmap: Any = None, signed: bool = False, pe
         raise TypeError(f"axes must be a matplotlib Axes or a non-empty sequence of them, got {axes!r}")
     if any(a.figure is not fig for a in group):
         raise ValueError("axes must all belong to fig")
-    signed, percentile = _flag(signed, "signed"), _positive(percentile, "percentile", 100.0)
+    signed, percentile = check_flag(signed, "signed"), check_positive(percentile, "percentile", 100.0)
     cmap = (DIVERGING_CMAP if signed else HEAT_CMAP) if cmap is None else cmap
     if isinstance(cmap, str):
         if cmap not in matplotlib.colormaps:
@@ -136,8 +130,8 @@ def normalize_map(saliency: Any, percentile: float = 99.0, *, signed: bool = Fal
     m = _chw(saliency, "saliency")
     if m.shape[0] != 1:
         raise ValueError(f"saliency must be a 2-D map (H, W); reduce channels first, got shape {m.shape}")
-    m, percentile = m[0], _positive(percentile, "percentile", 100.0)
-    if _flag(signed, "signed"):
+    m, percentile = m[0], check_positive(percentile, "percentile", 100.0)
+    if check_flag(signed, "signed"):
         span = float(np.percentile(np.abs(m), percentile))
         return np.clip(m / span, -1.0, 1.0) if span > 0 else np.zeros_like(m)
     span = float(np.percentile(m, percentile)) - float(m.min())
@@ -170,7 +164,7 @@ def show_heatmap(attribution: Any, *, ax: Any = None, reduction: str = "abs_sum"
     figure). ``colorbar`` draws this panel's :func:`scale_bar`; for a group of panels pass ``False`` and
     draw one bar for all.
     """
-    colorbar = _flag(colorbar, "colorbar")
+    colorbar = check_flag(colorbar, "colorbar")
     heat = _panel(attribution, reduction, percentile, False, smooth)
     ax = _new_ax(ax)
     ax.imshow(heat, cmap=cmap, vmin=0, vmax=1)
@@ -187,7 +181,7 @@ def show_overlay(image: Any, attribution: Any, *, ax: Any = None, reduction: str
     Low-attribution regions show the photo, high ones the colour. ``smooth``, ``colorbar`` as in
     :func:`show_heatmap` (speckled pixel-level maps read better over a photo when smoothed).
     """
-    colorbar = _flag(colorbar, "colorbar")
+    colorbar = check_flag(colorbar, "colorbar")
     alpha = check_number(alpha, "alpha", 0.0, 1.0)
     img = _photo(image)
     heat = _panel(attribution, reduction, percentile, False, smooth)
@@ -211,7 +205,7 @@ def show_diverging(attribution: Any, *, ax: Any = None, reduction: str = "sum", 
     Channels are summed with their signs by default; the scale is the ``percentile`` of |map| (PAIR's
     ``VisualizeImageDiverging``). ``smooth``, ``colorbar`` as in :func:`show_heatmap`.
     """
-    colorbar = _flag(colorbar, "colorbar")
+    colorbar = check_flag(colorbar, "colorbar")
     signed_map = _panel(attribution, reduction, percentile, True, smooth)
     ax = _new_ax(ax)
     ax.imshow(signed_map, cmap=cmap, vmin=-1, vmax=1)
@@ -227,7 +221,7 @@ def image_grid(nrows: int, ncols: int, *, size: float = 2.4, row_labels: Sequenc
     Fill it with the ``show_*`` functions via ``ax=axes[r, c]``; row labels go on the left, column labels on top.
     """
     nrows, ncols = check_int(nrows, "nrows"), check_int(ncols, "ncols")
-    size = _positive(size, "size")
+    size = check_positive(size, "size")
     for labels, name, n in ((row_labels, "row_labels", nrows), (col_labels, "col_labels", ncols)):
         if labels is not None and len(labels) != n:
             raise ValueError(f"{name} must have {n} entries, got {len(labels)}")
@@ -254,8 +248,8 @@ def plot_curves(curves: Mapping[str, CurveResult], *, ax: Any = None, title: str
 
     ``spread`` shades the range (min to max) across images.
     """
-    _labelled(curves, "curves", CurveResult)
-    spread = _flag(spread, "spread")
+    check_results(curves, "curves", CurveResult)
+    spread = check_flag(spread, "spread")
     kinds = {c.kind for c in curves.values()}
     if len(kinds) != 1:
         raise ValueError(f"curves must all be of one kind, got {sorted(kinds)}")
@@ -285,7 +279,7 @@ def plot_randomization(results: Mapping[str, RandomizationResult], *, metric: st
     Points are the mean over images (NaN left out), error bars their standard deviation; the x axis runs
     from the original model to the fully randomized one (each step randomizes its stage and those before).
     """
-    _labelled(results, "results", RandomizationResult)
+    check_results(results, "results", RandomizationResult)
     metric = check_choice(metric, "metric", ("spearman", "ssim"))
     steps = next(iter(results.values())).steps
     ax = _new_ax(ax, (max(5.0, 0.55 * len(steps) + 2), 3.6))
@@ -314,7 +308,7 @@ def plot_cascade_maps(results: Mapping[str, RandomizationResult], *, image: int 
     Adebayo et al. (2018), Fig. 2. ``steps`` picks the step names to show, in order (default all); ``photo``
     adds the photo as a first column. Add one :func:`scale_bar` for ``axes[:, 1:]`` (or ``axes``).
     """
-    _labelled(results, "results", RandomizationResult)
+    check_results(results, "results", RandomizationResult)
     first = next(iter(results.values()))
     n_images = first.maps.shape[1]
     if isinstance(image, bool) or not isinstance(image, (int, np.integer)) or not 0 <= image < n_images:

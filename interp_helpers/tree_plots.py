@@ -18,18 +18,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
-from ._common import DEFAULT_SEED, check_int, check_seed
-from .trees import TreeShapResult, _check_result
+from ._common import DEFAULT_SEED, check_ax, check_int, check_seed
+from .trees import TreeShapResult, check_result
 
 #: The columns of ``importance_table`` that :func:`plot_importance_comparison` draws, and their labels.
 _SHARES = {"shap_share": "mean |SHAP|", "pvc_share": "PredictionValuesChange",
            "permutation_share": "permutation (RMSE increase)"}
-
-
-def _check_ax(ax: Axes | None) -> Axes | None:  # TODO(lead): plots.py needs the same check; one in _common?
-    if ax is not None and not isinstance(ax, Axes):
-        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
-    return ax
 
 
 def _check_feature(result: TreeShapResult, feature: str, name: str) -> str:
@@ -80,7 +74,7 @@ def plot_beeswarm(result: TreeShapResult, *, max_display: int = 10, ax: Axes | N
     Features are ordered by mean |SHAP|; beyond ``max_display`` the rest are summed into one row. shap shuffles
     the drawing order of the dots with NumPy's global RNG: here seeded by ``seed``, and left as found.
     """
-    result, max_display, ax = _check_result(result), check_int(max_display, "max_display"), _check_ax(ax)
+    result, max_display, ax = check_result(result), check_int(max_display, "max_display"), check_ax(ax)
     seed = check_seed(seed)
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.45 * min(max_display, len(result.feature_names)) + 1.5))
@@ -93,7 +87,7 @@ def plot_beeswarm(result: TreeShapResult, *, max_display: int = 10, ax: Axes | N
 def plot_bar(result: TreeShapResult, *, max_display: int = 10, ax: Axes | None = None,
              title: str | None = None) -> Axes:
     """Global importance as mean |SHAP value| per feature (``shap.plots.bar``)."""
-    result, max_display, ax = _check_result(result), check_int(max_display, "max_display"), _check_ax(ax)
+    result, max_display, ax = check_result(result), check_int(max_display, "max_display"), check_ax(ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.4 * min(max_display, len(result.feature_names)) + 1.5))
     shap.plots.bar(result.to_explanation(), max_display=max_display, ax=ax, show=False)
@@ -108,7 +102,7 @@ def plot_dependence(result: TreeShapResult, feature: str, *, color_by: str | Non
     ``color_by`` names the feature whose value colours the dots (e.g. the partner from
     ``strongest_interactions``); ``None`` draws plain dots. The dot order is seeded as in :func:`plot_beeswarm`.
     """
-    result, ax, seed = _check_result(result), _check_ax(ax), check_seed(seed)
+    result, ax, seed = check_result(result), check_ax(ax), check_seed(seed)
     feature = _check_feature(result, feature, "feature")
     if color_by is not None:
         color_by = _check_feature(result, color_by, "color_by")
@@ -126,7 +120,7 @@ def plot_dependence(result: TreeShapResult, feature: str, *, color_by: str | Non
 def plot_waterfall(result: TreeShapResult, index: int, *, max_display: int = 10, title: str | None = None) -> Figure:
     """Waterfall for row ``index`` (``shap.plots.waterfall``): from the expected value, feature by feature, to
     the prediction. shap draws on the current figure, so this opens a new one and returns it."""
-    result = _check_result(result)
+    result = check_result(result)
     row, max_display = _check_row(result, index), check_int(max_display, "max_display")
     fig = plt.figure()
     with _keep_interactive():
@@ -143,7 +137,7 @@ def plot_force(result: TreeShapResult, index: int, *, figsize: tuple[float, floa
     Features pushing the prediction up are red, down blue; labels are drawn for contributions above 5 % of
     the total.
     """
-    result = _check_result(result)
+    result = check_result(result)
     row = _check_row(result, index)
     with _keep_interactive():
         fig = shap.plots.force(result.expected_value, result.values[row],
@@ -171,7 +165,7 @@ def plot_interaction_heatmap(matrix: pd.DataFrame, *, ax: Axes | None = None, ti
         raise TypeError(f"matrix must be a pandas DataFrame (from mean_abs_interactions), got {type(matrix).__name__}")
     if matrix.shape[0] != matrix.shape[1] or list(matrix.index) != list(matrix.columns) or matrix.shape[0] < 2:
         raise ValueError(f"matrix must be square with the same feature labels on both axes, got shape {matrix.shape}")
-    ax = _check_ax(ax)
+    ax = check_ax(ax)
     values = matrix.to_numpy(dtype=np.float64)
     d = values.shape[0]
     off = values.copy()
@@ -202,7 +196,7 @@ def plot_importance_comparison(table: pd.DataFrame, *, ax: Axes | None = None, t
     missing = [c for c in _SHARES if c not in table.columns]
     if missing:
         raise ValueError(f"table is missing columns {missing!r}; it has {list(table.columns)!r}")
-    ax = _check_ax(ax)
+    ax = check_ax(ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 0.45 * len(table) + 1.5))
     y, height = np.arange(len(table)), 0.8 / len(_SHARES)

@@ -24,7 +24,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeRegressor, ExtraTreeRegressor
 
-from ._common import DEFAULT_SEED, check_int, check_number, check_seed
+from ._common import DEFAULT_SEED, check_flag, check_int, check_number, check_seed
 
 #: Boosting settings of :func:`train_catboost`: CatBoost's default depth 6, and 500 rounds of a 0.05 step.
 _CATBOOST_DEFAULTS: dict[str, Any] = {"iterations": 500, "depth": 6, "learning_rate": 0.05}
@@ -88,18 +88,12 @@ def _model_frame(model: Any, X: Any) -> pd.DataFrame:
     return frame[expected]
 
 
-def _flag(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 def _seed(seed: Any) -> int:
     """The checked seed modulo 2**32, the range scikit-learn takes (``None``: a fresh one)."""
     return check_seed(seed) % 2**32
 
 
-def _check_result(result: Any, *, interactions: bool = False, data: pd.DataFrame | None = None) -> TreeShapResult:
+def check_result(result: Any, *, interactions: bool = False, data: pd.DataFrame | None = None) -> TreeShapResult:
     """``result`` if it is a :class:`TreeShapResult` (with interaction values; computed on the rows ``data``)."""
     if not isinstance(result, TreeShapResult):
         raise TypeError(f"result must be the TreeShapResult returned by tree_shap, got {type(result).__name__}")
@@ -238,7 +232,7 @@ def tree_shap(model: Any, X: Any, *, interactions: bool = True, dataset: str = "
     """
     frame = _model_frame(model, X)
     explainer = shap.TreeExplainer(model)
-    inter = explainer.shap_interaction_values(frame) if _flag(interactions, "interactions") else None
+    inter = explainer.shap_interaction_values(frame) if check_flag(interactions, "interactions") else None
     return TreeShapResult(np.asarray(explainer.shap_values(frame), dtype=np.float64),
                           float(np.ravel(explainer.expected_value)[0]), frame,
                           np.asarray(model.predict(frame), dtype=np.float64),
@@ -247,7 +241,7 @@ def tree_shap(model: Any, X: Any, *, interactions: bool = True, dataset: str = "
 
 def mean_abs_shap(result: TreeShapResult) -> pd.Series:
     """Global importance: mean |SHAP value| per feature over ``result``'s rows, largest first."""
-    result = _check_result(result)
+    result = check_result(result)
     series = pd.Series(np.abs(result.values).mean(axis=0), index=list(result.feature_names), name="mean_abs_shap")
     return series.sort_values(ascending=False, kind="stable")
 
@@ -258,7 +252,7 @@ def mean_abs_interactions(result: TreeShapResult) -> pd.DataFrame:
     Off-diagonal entry (i, j) is the mean of |Phi_ij|, half of the pair's interaction effect (the other
     half is Phi_ji); the diagonal is the mean |main effect| Phi_ii.
     """
-    result = _check_result(result, interactions=True)
+    result = check_result(result, interactions=True)
     names = list(result.feature_names)
     return pd.DataFrame(np.abs(result.interaction_values).mean(axis=0), index=names, columns=names)
 
@@ -335,7 +329,7 @@ def brute_force_tree_shap(model: Any, X: Any, *, interactions: bool = True) -> T
     player of it. ``RuntimeError`` if the parsed trees do not reproduce ``model.predict``.
     """
     frame = _model_frame(model, X)
-    interactions = _flag(interactions, "interactions")
+    interactions = check_flag(interactions, "interactions")
     trees, scale, bias = _parse_model(model)
     x = frame.to_numpy(dtype=np.float32)  # CatBoost compares float32 features with float32 borders
     n, d = x.shape
@@ -423,10 +417,10 @@ def check_shap_against_catboost(model: Any, X: Any, *, result: TreeShapResult | 
     brute force (skipped with ``brute_force=False``) is independent. ``tolerance`` (> 0) decides ``.ok``.
     """
     frame = _model_frame(model, X)
-    brute_force = _flag(brute_force, "brute_force")
+    brute_force = check_flag(brute_force, "brute_force")
     if check_number(tolerance, "tolerance", low=0.0) == 0:
         raise ValueError("tolerance must be a finite number > 0, got 0")
-    result = tree_shap(model, frame) if result is None else _check_result(result, data=frame)
+    result = tree_shap(model, frame) if result is None else check_result(result, data=frame)
     threads = int(model.get_params().get("thread_count", -1) or -1)
     native = model.get_feature_importance(data=Pool(frame), type="ShapValues", thread_count=threads)
     has_inter, nan = result.interaction_values is not None, float("nan")
@@ -456,7 +450,7 @@ def importance_table(model: Any, X: Any, y: Any, *, result: TreeShapResult | Non
     frame = _model_frame(model, X)
     target = _target(y, len(frame))
     n_repeats, seed = check_int(n_repeats, "n_repeats"), _seed(seed)
-    result = tree_shap(model, frame, interactions=False) if result is None else _check_result(result, data=frame)
+    result = tree_shap(model, frame, interactions=False) if result is None else check_result(result, data=frame)
     perm = permutation_importance(model, frame, target, scoring="neg_root_mean_squared_error",
                                   n_repeats=n_repeats, random_state=seed)
     table = pd.DataFrame({

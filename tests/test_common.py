@@ -16,13 +16,19 @@ from interp_helpers._common import (
     BATCH_PIXELS,
     DEFAULT_SEED,
     as_module,
+    as_tensor,
     batch_rows,
+    check_ax,
     check_choice,
     check_flag,
     check_inputs,
     check_int,
+    check_method,
     check_number,
+    check_positive,
     check_seed,
+    check_size,
+    check_target,
     frozen_model,
     model_device,
     numpy_rng,
@@ -119,6 +125,26 @@ BAD_CALLS = {  # name -> (call, error, message)
         (lambda: batch_rows(1.5, X4), ValueError, r"batch_size.*1\.5"),
     ],
     "frozen_model": [(lambda: frozen_model("resnet50").__enter__(), TypeError, r"model.*str")],
+    "check_positive": [
+        (lambda: check_positive(0, "blur_sigma"), ValueError, r"blur_sigma must be > 0, got 0"),
+        (lambda: check_positive(1.5, "fraction", 1.0), ValueError, r"fraction.*\[0.0, 1.0\].*1\.5"),
+    ],
+    "check_size": [
+        (lambda: check_size(0, "grid"), ValueError, r"grid must be an int >= 1 or a pair of them, got 0"),
+        (lambda: check_size((2, 3, 4)), ValueError, r"size.*\(2, 3, 4\)"),
+    ],
+    "as_tensor": [
+        (lambda: as_tensor([1.0], "a"), TypeError, r"a must be a torch.Tensor or numpy array, got list"),
+        (lambda: as_tensor(torch.ones(2, dtype=torch.bool), "saliency"), ValueError, r"saliency.*real.*bool"),
+    ],
+    "check_ax": [(lambda: check_ax("foo"), TypeError, r"ax must be a matplotlib Axes or None, got str")],
+    "check_method": [(lambda: check_method(3), TypeError, r"method must be a callable.*int")],
+    "check_target": [
+        (lambda: check_target(torch.tensor([1 + 2j]), 1, None, torch.device("cpu")), ValueError, r"target.*class"),
+        (lambda: check_target([1], 2, None, torch.device("cpu")), ValueError, r"one class index per input \(2\)"),
+        (lambda: check_target(5, 2, 3, torch.device("cpu")), ValueError, r"target out of range \[0, 3\)"),
+        (lambda: check_target(0.5, 2, 3, torch.device("cpu")), ValueError, r"target must be a class index"),
+    ],
 }
 #: public functions that trust their caller: their arguments come from check_seed, as_module or check_inputs
 TRUSTING = {"numpy_rng", "torch_generator", "model_device"}
