@@ -407,7 +407,7 @@ def _expected_gradients(model: Any, inputs: Any, target: Any, background: Any, l
                 raise ValueError(f"layer ({type(layer).__name__}) does not separate the network: the logits also "
                                  "depend on tensors that bypass it (a skip connection?)")
         acc = torch.zeros(acts.shape, dtype=torch.float64, device=x.device)
-        sums = torch.zeros(n * n_samples, dtype=torch.float64)
+        sums = torch.zeros(n * n_samples, dtype=torch.float64, device=x.device)
         image = torch.arange(n).repeat_interleave(n_samples)
         for s in range(0, n * n_samples, rows):
             img = image[s:s + rows].to(x.device)
@@ -420,7 +420,7 @@ def _expected_gradients(model: Any, inputs: Any, target: Any, background: Any, l
                 grad = torch.autograd.grad(score, z, allow_unused=True)[0] if score.requires_grad else None
             part = (torch.zeros_like(z) if grad is None else grad * delta).double()
             acc.index_add_(0, img, part)
-            sums[s:s + rows] = part.flatten(1).sum(1).cpu()
+            sums[s:s + rows] = part.flatten(1).sum(1)
         f_gap = torch.full((n,), float("nan"), dtype=torch.float64)
         if gap:
             with torch.no_grad():
@@ -499,7 +499,7 @@ def shap_gradient_explainer(model: Any, inputs: torch.Tensor, target: Any, *, ba
     import shap
 
     call = _prepare(model, inputs, target)
-    background = _check_background(background, call.x)
+    background = _check_background(background, call.x).to(call.x.device)
     if layer is not None:
         _check_layer(layer, call.module)
     n_samples = check_int(n_samples, "n_samples")
@@ -517,7 +517,7 @@ def shap_gradient_explainer(model: Any, inputs: torch.Tensor, target: Any, *, ba
                 score = target.score if target else (lambda z, k=k: Target(torch.full((len(z),), k, device=z.device), None, k).score(z))
                 wrapped = _Score(m, score)
                 spec = wrapped if layer is None else (wrapped, layer)
-                explainer = shap.GradientExplainer(spec, background.to(x.device), batch_size=rows)
+                explainer = shap.GradientExplainer(spec, background, batch_size=rows)
                 values = np.asarray(explainer.shap_values(x[images], nsamples=n_samples, rseed=seed))
                 values = torch.from_numpy(values[..., 0] if values.shape[-1] == 1 else values)
                 if out is None:

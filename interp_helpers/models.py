@@ -33,7 +33,7 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms
 
-from ._common import check_int, frozen_model
+from ._common import check_inputs, check_int, frozen_model
 from .images import load_image
 
 #: Names accepted by :func:`load_model`.
@@ -317,7 +317,7 @@ def predict(model: LoadedModel, image: Any, top_k: int = 5) -> list[Prediction]:
         x = image.unsqueeze(0) if image.dim() == 3 else image
         if x.dim() != 4 or x.shape[0] != 1:
             raise ValueError(f"image tensor must be (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}")
-        x = x.to(model.device)
+        x = check_inputs(x, "image").to(model.device)
     else:
         x = model.preprocess(image)
     with frozen_model(model) as module:
