@@ -142,10 +142,24 @@ def _baseline(x: torch.Tensor, baseline: Any, blur_sigma: Any) -> torch.Tensor:
     return torch.from_numpy(blurred).to(x.device, x.dtype)
 
 
+def _fractions(steps: Any) -> torch.Tensor:
+    """``steps`` as the fractions of pixels changed at each step: ``k / steps`` for an int, else as given."""
+    if isinstance(steps, (str, bytes)) or np.ndim(steps) == 0:
+        return torch.linspace(0, 1, check_int(steps, "steps") + 1, dtype=torch.float64)
+    try:
+        f = torch.as_tensor(np.asarray(steps, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"steps must be an int or a sequence of fractions, got {steps!r}") from None
+    if f.dim() != 1 or len(f) < 2 or f[0] != 0 or f[-1] != 1 or not bool((f.diff() > 0).all()):
+        raise ValueError(f"steps as fractions must increase strictly from 0 to 1, got {np.asarray(steps).tolist()}")
+    return f
+
+
 def _curve(kind: str, method: Any, model: Any, inputs: Any, target: Any, steps: Any, baseline: Any,
            batch_size: Any, reduction: Any, blur_sigma: Any) -> CurveResult:
     module, inputs, targets, device = _prepare(model, inputs, target)
-    steps, rows = check_int(steps, "steps"), batch_rows(batch_size, inputs)
+    fractions, rows = _fractions(steps), batch_rows(batch_size, inputs)
+    steps = len(fractions) - 1
     reduction = check_choice(reduction, "reduction", REDUCTIONS)
     base = _baseline(inputs, baseline, blur_sigma).to(device)
     x = inputs.to(device)
@@ -154,7 +168,7 @@ def _curve(kind: str, method: Any, model: Any, inputs: Any, target: Any, steps: 
     else:
         amap = _maps(method, x.shape, "method")
     n, _, h, w = x.shape
-    counts = torch.round(torch.linspace(0, 1, steps + 1, dtype=torch.float64) * h * w).long()
+    counts = torch.round(fractions * h * w).long()
     # rank[i, p]: place of pixel p in image i's order, most important first (ties in raster order)
     order = reduce_channels(amap.to("cpu", torch.float64), reduction).reshape(n, -1)
     order = order.sort(dim=1, descending=True, stable=True).indices
@@ -184,13 +198,14 @@ def _curve(kind: str, method: Any, model: Any, inputs: Any, target: Any, steps: 
                        _frozen(targets.numpy(), np.int64))
 
 
-def deletion_curve(method: Any, model: Any, inputs: torch.Tensor, target: Any, *, steps: int = 50,
+def deletion_curve(method: Any, model: Any, inputs: torch.Tensor, target: Any, *, steps: Any = 50,
                    baseline: str | torch.Tensor = "zero", batch_size: int | None = None,
                    reduction: str = "abs_sum", blur_sigma: float = 5.0) -> CurveResult:
     """Deletion curve (Petsiuk et al. 2018, RISE, Sec. 4): the most important pixels are removed first.
 
     Step 0 is the input; at step ``k`` the ``round(k / steps * H * W)`` top-ranked pixels (all channels) take
-    the baseline's values; at the last step the image is the baseline. **Lower AUC is better.**
+    the baseline's values (or ``round(steps[k] * H * W)`` for a sequence of fractions); at the last step the
+    image is the baseline. **Lower AUC is better.**
 
     Args:
         method: ``method(model, inputs, target) -> maps`` (called once, with the plain module, the inputs
@@ -199,7 +214,9 @@ def deletion_curve(method: Any, model: Any, inputs: torch.Tensor, target: Any, *
         model: an ``nn.Module`` returning logits, or what ``load_model`` returns; left as found.
         inputs: ``(N, C, H, W)`` float tensor, on any device.
         target: the class scored, an int or one index per image.
-        steps: step ``k`` changes ``round(k / steps * H * W)`` pixels (RISE: 224 steps on 224 x 224).
+        steps: an int: step ``k`` changes ``round(k / steps * H * W)`` pixels (RISE: 224 steps on 224 x 224);
+            or the fractions of pixels changed at each step, increasing from 0 to 1 (like ``numpy.histogram``'s
+            ``bins``), to refine the grid where the curves move fastest.
         baseline: ``"zero"`` (zeros of the normalised input: the mean colour for ImageNet-normalised
             inputs, RISE's deletion), ``"blur"`` (a Gaussian blur of sigma ``blur_sigma`` pixels, RISE's
             insertion), ``"mean"`` (each image's per-channel mean) or a tensor that broadcasts to ``inputs``.
@@ -210,7 +227,7 @@ def deletion_curve(method: Any, model: Any, inputs: torch.Tensor, target: Any, *
     return _curve("deletion", method, model, inputs, target, steps, baseline, batch_size, reduction, blur_sigma)
 
 
-def insertion_curve(method: Any, model: Any, inputs: torch.Tensor, target: Any, *, steps: int = 50,
+def insertion_curve(method: Any, model: Any, inputs: torch.Tensor, target: Any, *, steps: Any = 50,
                     baseline: str | torch.Tensor = "blur", batch_size: int | None = None,
                     reduction: str = "abs_sum", blur_sigma: float = 5.0) -> CurveResult:
     """Insertion curve (Petsiuk et al. 2018, RISE, Sec. 4): the most important pixels are revealed first.

@@ -177,6 +177,25 @@ def test_defaults_follow_the_rise_protocol():
         np.testing.assert_allclose(c.auc, rise, atol=1e-12)
 
 
+def test_steps_as_fractions_refine_the_grid():
+    # an even grid given as fractions is the int grid; an uneven one records the same points as the even grid
+    # it contains, and its AUC is the trapezoid over the uneven fractions
+    model, x = _pixel_setup()
+    amap = _random_map(len(x))
+    for fn in (deletion_curve, insertion_curve):
+        even = fn(amap, model, x, 1, steps=6)
+        same = fn(amap, model, x, 1, steps=np.linspace(0, 1, 7))
+        np.testing.assert_array_equal(same.scores, even.scores)
+        fine = fn(amap, model, x, 1, steps=[0, 1 / 72, 1 / 36, 1 / 12, 1 / 6, 1 / 3, 1 / 2, 2 / 3, 5 / 6, 1])
+        np.testing.assert_allclose(fine.fractions, [0, 2 / 144, 4 / 144, 12 / 144, 1 / 6, 1 / 3, 1 / 2, 2 / 3,
+                                                    5 / 6, 1], atol=1e-15)
+        shared = [0, 4, 5, 6, 7, 8, 9]  # the fractions k / 6 in the fine grid
+        np.testing.assert_allclose(fine.scores[:, shared], even.scores, atol=1e-12)
+        trapezoid = np.trapezoid(fine.scores, fine.fractions, axis=1)
+        np.testing.assert_allclose(fine.auc, trapezoid, atol=1e-12)
+        assert np.abs(fine.auc - even.auc).max() > 1e-6  # the extra points do change the area
+
+
 def test_ties_are_ranked_in_raster_order():
     # a constant map ranks nothing: pixels go row by row, so the curve is known in closed form
     model, x = _pixel_setup(n=2)
@@ -323,7 +342,9 @@ def test_curves_accept_a_loaded_model_like_object():
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"steps": 0}, "steps"), ({"steps": 2.5}, "steps"), ({"steps": True}, "steps"),
+    ({"steps": 0}, "steps"), ({"steps": 2.5}, "steps"), ({"steps": True}, "steps"), ({"steps": "10"}, "steps"),
+    ({"steps": [0.0, 0.5]}, "steps"), ({"steps": [0.1, 1.0]}, "steps"), ({"steps": [0.0, 0.5, 0.5, 1.0]}, "steps"),
+    ({"steps": [0.0]}, "steps"), ({"steps": [[0.0, 1.0]]}, "steps"), ({"steps": ["a", "b"]}, "steps"),
     ({"batch_size": 0}, "batch_size"), ({"baseline": "black"}, "baseline"),
     ({"baseline": torch.zeros(5, 5, dtype=torch.float64)}, "baseline"),
     ({"baseline": torch.zeros(1, C, 1, 1, dtype=torch.long)}, "baseline"), ({"reduction": "max"}, "reduction"),
