@@ -247,6 +247,10 @@ def load_model(name: str, *, weights: Any = "pretrained", device: str | torch.de
 
     ``device``: ``None`` picks CUDA when available, else the CPU.
 
+    The module is returned in eval mode on ``device`` with its weights stored channels-last
+    (``torch.channels_last``): the same values, in the memory layout that oneDNN's and cuDNN's convolutions
+    prefer. Inputs may have either layout.
+
     Raises :class:`WeightsUnavailableError` when torchvision's file is neither cached nor downloadable
     (the message names where to put it), and ``FileNotFoundError``/``ValueError`` for a missing, corrupt,
     truncated or foreign checkpoint or one that needs pickle (naming the model and the file).
@@ -295,7 +299,7 @@ def load_model(name: str, *, weights: Any = "pretrained", device: str | torch.de
     else:
         raise ValueError(f"weights must be 'pretrained', a torchvision weights name or entry of {name}, None "
                          f"or a path, got {weights!r}")
-    module.eval().to(dev)
+    module.eval().to(dev, memory_format=torch.channels_last)
     return LoadedModel(name=name, module=module, transform=transform, categories=categories,
                        stages=OrderedDict((k, module.get_submodule(k)) for k, _ in _STAGES[name]),
                        weights=description, device=dev, display_transform=geometry,

@@ -101,6 +101,21 @@ def test_random_weights_use_the_original_weights_preprocessing(name):
     assert torch.equal(loaded.transform(image), preset(image))
 
 
+@pytest.mark.parametrize("name", ["resnet50", "efficientnet_lite0"])
+def test_weights_are_stored_channels_last_with_the_same_values(name):
+    loaded = load_model(name, weights=None, device="cpu")
+    convs = [p for p in loaded.module.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    plain = torch.nn.Module.to(loaded.module, memory_format=torch.contiguous_format)  # a reference layout ...
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = plain(x).clone()
+        plain.to(memory_format=torch.channels_last)  # ... and back: the layout changes no value
+        np.testing.assert_allclose(loaded.module(x), reference, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(loaded.module(x.contiguous(memory_format=torch.channels_last)), reference,
+                                   rtol=1e-4, atol=1e-4)
+
+
 # --------------------------------------------------------------------------- the offline model
 
 
