@@ -39,7 +39,7 @@ from .trees import (
     tree_shap,
 )
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"
 
 __all__ = [  # sorted; grouped by module in the imports above
     "add_noise", "blurred_copies", "check_shap_against_catboost", "compare_baselines", "example_images",

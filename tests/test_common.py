@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import random
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -266,3 +267,13 @@ def test_frozen_model_leaves_hooks_to_their_owner_and_takes_a_loaded_model() -> 
         handle = m[0].register_forward_hook(lambda *a: None)
     assert len(model[0]._forward_hooks) == 1 and model.training  # not silently deleted from a private dict
     handle.remove()
+
+
+def test_as_tensor_shares_writable_arrays_and_copies_read_only_ones():
+    a = np.arange(4.0)
+    assert as_tensor(a, "a").data_ptr() == a.__array_interface__["data"][0]  # shared memory
+    a.flags.writeable = False  # e.g. a frozen result array: torch would warn about non-writable memory
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = as_tensor(a, "a")
+    assert t.tolist() == [0.0, 1.0, 2.0, 3.0] and t.data_ptr() != a.__array_interface__["data"][0]
