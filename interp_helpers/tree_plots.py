@@ -206,6 +206,6 @@ def plot_importance_comparison(table: pd.DataFrame, *, ax: Axes | None = None, t
     ax.invert_yaxis()
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set_xlabel("share of the measure's total (%)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower right", fontsize=9)
     ax.set_title(title or f"{f'{dataset}: ' if dataset else ''}three global importance measures")
     return ax
