@@ -73,9 +73,9 @@ def check_size(size: Any, name: str = "size") -> tuple[int, int]:
 
 def as_tensor(value: Any, name: str) -> torch.Tensor:
     """A detached real tensor from a tensor or a NumPy array (shared memory; a read-only array is copied)."""
-    if isinstance(value, np.ndarray):
-        value = torch.from_numpy(value if value.flags.writeable else value.copy())
     t = value
+    if isinstance(t, np.ndarray):
+        t = torch.from_numpy(t if t.flags.writeable else t.copy())
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}")
     if t.is_complex() or t.dtype == torch.bool:
